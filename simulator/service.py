@@ -1,0 +1,278 @@
+"""Service-time models shared by every engine.
+
+Both the SimPy engine and the compiled engine turn one pre-drawn variate per request into a service
+time through :func:`service_time`, so that, given the same variates, they produce the same latencies.
+
+* Empirical (the default for profiles): the variate is a uniform u ∈ [0, 1); the service time is the
+  ``floor(u·n)``-th of the n sorted samples measured at that batch size — exact bootstrap resampling.
+  A batch size that was not measured borrows the samples of the nearest measured size, rescaled to the
+  mean interpolated linearly between its measured neighbours (beyond the measured range: along the
+  least-squares line a + b·n); stated in ``notes``.
+* Parametric (``--service-time-ms`` with ``--service-dist``): the variate z is drawn from the unit-mean
+  distribution of the family and coefficient of variation; the service time of a batch of n is
+  ``mean(n) · z`` where mean(n) = a + b·n (or the plain mean without batching).
+
+A batch uses the variate of its oldest request. When replicas share a host (``contention``), a service
+that starts while k replicas are busy (itself included) is multiplied by ``slowdown[k]``, measured by the
+profile's concurrency sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from .errors import InputError
+from .profiles import Profile
+from .validation import check_choice, check_nonnegative, check_positive
+
+DISTRIBUTIONS = ("exponential", "deterministic", "lognormal", "gamma")
+EMPIRICAL, PARAMETRIC = 0, 1
+
+__all__ = ["DISTRIBUTIONS", "ServiceModel", "draw_unit_variates", "service_time"]
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    """Service-time law for batch sizes 1..max_batch (seconds), in arrays a compiled engine can read.
+
+    Attributes
+    ----------
+    mode : int
+        ``EMPIRICAL`` (variates are uniforms) or ``PARAMETRIC`` (variates are unit-mean draws).
+    family, cv : str, float
+        For parametric models: the distribution family and coefficient of variation of each service.
+    means : ndarray, shape (max_batch + 1,)
+        Mean service time of a batch of n (index n; index 0 unused).
+    emp_values, emp_start, emp_len, emp_scale : ndarray
+        Empirical samples of every batch size, sorted and concatenated; a batch of n reads
+        ``emp_values[emp_start[n] : emp_start[n] + emp_len[n]] * emp_scale[n]``.
+    slowdown : ndarray, shape (max_servers + 1,)
+        Multiplier of the service time when k replicas are busy (index k; 1.0 = no contention).
+    """
+
+    mode: int
+    family: str
+    cv: float
+    means: np.ndarray
+    emp_values: np.ndarray
+    emp_start: np.ndarray
+    emp_len: np.ndarray
+    emp_scale: np.ndarray
+    slowdown: np.ndarray
+    source: str = "parametric"
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def max_batch(self) -> int:
+        return int(self.means.size - 1)
+
+    def mean(self, batch_size: int = 1) -> float:
+        """Mean service time of a batch of ``batch_size`` with no contention (s)."""
+        return float(self.means[batch_size])
+
+    def scv(self, batch_size: int = 1) -> float:
+        """Squared coefficient of variation of the service time of a batch."""
+        if self.mode == PARAMETRIC:
+            return self.cv**2
+        s, n = self.emp_start[batch_size], self.emp_len[batch_size]
+        vals = self.emp_values[s:s + n]
+        return float(vals.var() / vals.mean() ** 2) if n > 1 else 0.0
+
+    def raw_moments(self, batch_size: int = 1, k: int = 3) -> tuple[float, ...]:
+        """E[S], E[S²], … E[S^k] of the service time of a batch (seconds^i)."""
+        if self.mode == EMPIRICAL:
+            s, n = self.emp_start[batch_size], self.emp_len[batch_size]
+            vals = self.emp_values[s:s + n] * self.emp_scale[batch_size]
+            return tuple(float(np.mean(vals**i)) for i in range(1, k + 1))
+        m = self.means[batch_size]
+        return tuple(m**i * _unit_raw_moment(self.family, self.cv, i) for i in range(1, k + 1))
+
+    def with_slowdown(self, slowdown: np.ndarray) -> ServiceModel:
+        return ServiceModel(self.mode, self.family, self.cv, self.means, self.emp_values, self.emp_start,
+                            self.emp_len, self.emp_scale, np.asarray(slowdown, dtype=float), self.source,
+                            self.notes)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Per-request variates for this model (uniforms or unit-mean draws)."""
+        if self.mode == EMPIRICAL:
+            return rng.random(n)
+        return draw_unit_variates(rng, self.family, self.cv, n)
+
+    def sample(self, rng: np.random.Generator, n: int, batch_size: int = 1) -> np.ndarray:
+        """Draw n service times of a batch of ``batch_size`` with no contention (seconds)."""
+        v = self.draw(rng, n)
+        return np.array([service_time(self.mode, self.means, self.emp_values, self.emp_start, self.emp_len,
+                                      self.emp_scale, self.slowdown, batch_size, x, 1) for x in v])
+
+    # -- builders ------------------------------------------------------------------------------------
+    @classmethod
+    def parametric(cls, mean_s: float, cv: float = 1.0, family: str = "exponential", *,
+                   batch_time: tuple[float, float] | None = None, max_batch: int = 1) -> ServiceModel:
+        """A parametric model: mean service ``mean_s`` (s) or batch time a + b·n (s)."""
+        family = check_choice("service_dist", family, DISTRIBUTIONS)
+        cv = check_nonnegative("service_cv", cv)
+        if family == "exponential" and not math.isclose(cv, 1.0):
+            raise InputError(f"service_cv must be 1 for the exponential distribution, got {cv}")
+        if family == "deterministic" and cv != 0.0:
+            raise InputError(f"service_cv must be 0 for the deterministic distribution, got {cv}")
+        if family in ("lognormal", "gamma") and cv <= 0:
+            raise InputError(f"service_cv must be > 0 for the {family} distribution, got {cv}")
+        means = np.zeros(max_batch + 1)
+        if batch_time is not None:
+            a = check_nonnegative("batch_time a", batch_time[0])
+            b = check_positive("batch_time b", batch_time[1])
+            means[1:] = a + b * np.arange(1, max_batch + 1)
+        else:
+            if max_batch > 1:
+                raise InputError("batching with a parametric service time needs batch_time (a, b): "
+                                 "a batch of n takes a + b*n seconds (--batch-time-ms A,B)")
+            means[1] = check_positive("service_time", mean_s)
+        empty_f, empty_i = np.zeros(1), np.zeros(max_batch + 1, dtype=np.int64)
+        return cls(PARAMETRIC, family, cv, means, empty_f, empty_i, empty_i, np.ones(max_batch + 1),
+                   np.ones(2), source=f"parametric {family} cv={cv:g}")
+
+    @classmethod
+    def from_profile(cls, profile: Profile, max_batch: int = 1) -> ServiceModel:
+        """Empirical resampling of a profile's samples at concurrency 1, batch sizes 1..max_batch."""
+        measured = profile.batch_sizes
+        pts = {b: profile.point(b, 1) for b in measured}
+        if any(p.samples is None for p in pts.values()):
+            return cls._from_published(profile, max_batch)
+        a, b = batch_time_line(measured, [pts[m].mean for m in measured])
+        notes = []
+        values, starts, lens, scales, means = [], np.zeros(max_batch + 1, np.int64), \
+            np.zeros(max_batch + 1, np.int64), np.ones(max_batch + 1), np.zeros(max_batch + 1)
+        offset = 0
+        for n in range(1, max_batch + 1):
+            src = n if n in pts else min(measured, key=lambda m: (abs(m - n), -m))
+            samples = np.sort(pts[src].samples)
+            if src != n:
+                scales[n] = _interpolated_mean(measured, pts, b, n) / pts[src].mean
+                notes.append(f"batch {n} not measured: samples of batch {src} scaled by {scales[n]:.4f} "
+                             f"(line a={a * 1e3:.4g} ms + b={b * 1e3:.4g} ms per request)")
+            values.append(samples)
+            starts[n], lens[n] = offset, samples.size
+            offset += samples.size
+            means[n] = samples.mean() * scales[n]
+        slowdown = concurrency_slowdown(profile)
+        return cls(EMPIRICAL, "empirical", float("nan"), means, np.concatenate(values), starts, lens, scales,
+                   slowdown, source=f"empirical {profile.name}", notes=tuple(notes))
+
+    @classmethod
+    def _from_published(cls, profile: Profile, max_batch: int) -> ServiceModel:
+        measured = profile.batch_sizes
+        means_m = [profile.mean(m) for m in measured]
+        cvs = [profile.point(m, 1).cv or 0.0 for m in measured]
+        a, b = batch_time_line(measured, means_m)
+        cv = float(np.mean(cvs))
+        family = "gamma" if cv > 0 else "deterministic"
+        model = cls.parametric(0.0 if max_batch > 1 else means_m[0], cv, family,
+                               batch_time=(max(a, 0.0), max(b, 1e-12)) if max_batch > 1 else None,
+                               max_batch=max_batch)
+        means = model.means.copy()
+        for m, v in zip(measured, means_m):
+            if m <= max_batch:
+                means[m] = v
+        return ServiceModel(PARAMETRIC, family, cv, means, model.emp_values, model.emp_start, model.emp_len,
+                            model.emp_scale, np.ones(2), source=f"published {profile.name}",
+                            notes=(f"published figures ({profile.citation}); assumed cv={cv:g}",))
+
+
+def _interpolated_mean(measured: list[int], pts: dict, slope: float, n: int) -> float:
+    """Mean batch time at an unmeasured size: linear between the measured neighbours; outside the
+    measured range, the nearest measured mean moved along the fitted slope."""
+    means = [pts[m].mean for m in measured]
+    if n < measured[0]:
+        return max(means[0] - slope * (measured[0] - n), means[0] * n / measured[0])
+    if n > measured[-1]:
+        return means[-1] + slope * (n - measured[-1])
+    return float(np.interp(n, measured, means))
+
+
+def batch_time_line(batch_sizes, means) -> tuple[float, float]:
+    """Least-squares a + b·n through (batch size, mean service) points; b ≥ 0, a ≥ 0 (seconds)."""
+    n = np.asarray(batch_sizes, float)
+    m = np.asarray(means, float)
+    if n.size == 1:
+        return float(m[0]), 0.0  # one point: no slope can be estimated; a batch costs the same
+    b, a = np.polyfit(n, m, 1)
+    if b < 0:  # noise on a flat curve: the best monotone line is the mean
+        return float(m.mean()), 0.0
+    if a < 0:
+        b = float(np.sum(n * m) / np.sum(n * n))
+        a = 0.0
+    return float(a), float(b)
+
+
+def concurrency_slowdown(profile: Profile, max_servers: int = 256) -> np.ndarray:
+    """slowdown[k]: mean service at k concurrent requests over the mean at 1 (batch size 1 or smallest).
+
+    Measured levels are used as they are; between them the factor is interpolated linearly; beyond the
+    last measured level it is extrapolated linearly from the last two (contention keeps growing as more
+    replicas share the same cores), never below 1.
+    """
+    levels = profile.concurrency_levels
+    b0 = profile.batch_sizes[0]
+    base = profile.mean(b0, 1)
+    if len(levels) < 2:
+        return np.ones(2)
+    ks = np.array(levels, float)
+    f = np.array([profile.mean(b0, k) / base for k in levels])
+    out = np.ones(max_servers + 1)
+    kk = np.arange(1, max_servers + 1, dtype=float)
+    inside = np.interp(kk, ks, f)
+    slope = (f[-1] - f[-2]) / (ks[-1] - ks[-2])
+    beyond = f[-1] + slope * (kk - ks[-1])
+    out[1:] = np.maximum(np.where(kk <= ks[-1], inside, beyond), 1.0)
+    return out
+
+
+@numba.njit(cache=True, inline="always")
+def service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, batch, v, busy):
+    """Service time (s) of a batch of ``batch`` requests started with ``busy`` replicas busy.
+
+    ``v`` is the variate of the batch's oldest request (uniform for empirical models, unit-mean draw for
+    parametric ones). Compiled so that the SimPy and the fast engine share one definition.
+    """
+    if mode == 0:
+        n = emp_len[batch]
+        idx = int(v * n)
+        if idx >= n:
+            idx = n - 1
+        s = emp_values[emp_start[batch] + idx] * emp_scale[batch]
+    else:
+        s = means[batch] * v
+    k = busy if busy < slowdown.size else slowdown.size - 1
+    return s * slowdown[k]
+
+
+def draw_unit_variates(rng: np.random.Generator, family: str, cv: float, n: int) -> np.ndarray:
+    """n draws of the unit-mean distribution of ``family`` with coefficient of variation ``cv``."""
+    if family == "exponential":
+        return rng.standard_exponential(n)
+    if family == "deterministic":
+        return np.ones(n)
+    if family == "lognormal":
+        sigma2 = math.log1p(cv * cv)
+        return rng.lognormal(-sigma2 / 2.0, math.sqrt(sigma2), n)
+    if family == "gamma":
+        shape = 1.0 / (cv * cv)
+        return rng.standard_gamma(shape, n) / shape
+    raise InputError(f"service_dist must be one of {', '.join(DISTRIBUTIONS)}; got {family!r}")
+
+
+def _unit_raw_moment(family: str, cv: float, i: int) -> float:
+    """E[Z^i] of the unit-mean family."""
+    if family == "deterministic":
+        return 1.0
+    if family == "exponential":
+        return float(math.factorial(i))
+    if family == "lognormal":
+        s2 = math.log1p(cv * cv)
+        return math.exp(i * (-s2 / 2.0) + i * i * s2 / 2.0)
+    shape = 1.0 / (cv * cv)
+    return math.exp(math.lgamma(shape + i) - math.lgamma(shape) - i * math.log(shape))
