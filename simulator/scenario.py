@@ -51,6 +51,8 @@ class Arrivals:
 
     def __post_init__(self):
         check_choice("arrival_process", self.process, ARRIVAL_PROCESSES)
+        if self.trace is not None and (not isinstance(self.trace, str) or not self.trace):
+            raise InputError(f"trace must be a file path, got {self.trace!r}")
         if self.process == "trace":
             if not self.trace:
                 raise InputError("arrival_process trace needs a trace file (trace:FILE)")
@@ -84,6 +86,8 @@ class Service:
     def __post_init__(self):
         check_choice("service_dist", self.dist, SERVICE_DISTS)
         check_choice("contention", self.contention, CONTENTION)
+        if self.profile is not None and (not isinstance(self.profile, str) or not self.profile):
+            raise InputError(f"profile must be a file path, got {self.profile!r}")
         if self.profile is None and self.mean_s is None and self.batch_time is None:
             raise InputError("service needs a profile or a mean service time (--service-time-ms)")
         if self.profile is not None and (self.mean_s is not None or self.batch_time is not None):
@@ -93,7 +97,7 @@ class Service:
         if self.cv is not None:
             check_nonnegative("service_cv", self.cv)
         if self.batch_time is not None:
-            if len(self.batch_time) != 2:
+            if not isinstance(self.batch_time, (tuple, list)) or len(self.batch_time) != 2:
                 raise InputError(f"batch_time must be two numbers (a, b), got {self.batch_time!r}")
             check_nonnegative("batch_time a", self.batch_time[0])
             check_positive("batch_time b", self.batch_time[1])
