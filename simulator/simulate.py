@@ -1,0 +1,424 @@
+"""``simulate(scenario) -> Result``: pick an engine, check stability, run the replications.
+
+Engines: ``"simpy"`` (:mod:`simulator.des`, every feature), ``"fast"`` (:mod:`simulator.fast`, the
+compiled FCFS/batching/cache subset), ``"analytic"`` (closed forms where one covers the scenario) and
+``"auto"`` (fast when it supports the scenario, else simpy; ``Result.notes`` says why).
+
+An unstable scenario (offered load at or above capacity, with no queue limit or request timeout to
+bound it) is detected before anything runs and returned as :meth:`Result.unstable`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError, UnstableSystemError
+from .montecarlo import BREAKDOWN_KEYS, run_replications, summarize
+from .result import LATENCY_KEYS, PERCENTILES, Result
+from .scenario import Scenario, Service
+from .service import PARAMETRIC, ServiceModel
+from .validation import check_choice, check_integer
+from .variates import draw_variates, streams
+from .workload import load_trace, mean_rate
+
+__all__ = ["ENGINES", "analytic_reference", "make_service_model", "simulate", "stability"]
+
+ENGINES = ("auto", "simpy", "fast", "analytic")
+SIMPY_MAX_REQUESTS = 2_000_000   # per replication: above it only the streaming fast engine runs
+FAST_MAX_REQUESTS = 20_000_000   # per-request arrays of the fast engine, when it cannot stream
+
+
+# -- service model -----------------------------------------------------------------------------------
+def make_service_model(scenario: Scenario, service: Service | None = None) -> ServiceModel:
+    """The service law of the scenario's replicas (or of ``service``, e.g. a pool's), batches 1..B.
+
+    Contention: ``"none"`` drops any slow-down; ``"shared"`` uses the profile's concurrency sweep (and
+    refuses a profile without one); ``"auto"`` uses it when the profile has one.
+    """
+    svc = service if service is not None else (scenario.service or scenario.pools[0].service)
+    big_b = scenario.batching.max_batch_size
+    has_sweep = False
+    if svc.profile is not None:
+        from .profiles import Profile
+        prof = Profile.load(svc.profile)
+        model = ServiceModel.from_profile(prof, max_batch=big_b)
+        has_sweep = len(prof.concurrency_levels) >= 2 and model.slowdown.size > 2
+    else:
+        model = ServiceModel.parametric(svc.mean_s, svc.effective_cv, svc.dist, batch_time=svc.batch_time,
+                                        max_batch=big_b)
+    if svc.contention == "none" or (svc.contention == "auto" and not has_sweep):
+        if np.any(model.slowdown != 1.0):
+            model = model.with_slowdown(np.ones(2))
+    elif svc.contention == "shared" and not has_sweep:
+        raise InputError("contention 'shared' needs a profile with a concurrency sweep "
+                         "(simulator profile ... --concurrency 1,2,4); use contention 'none' or 'auto'")
+    return model
+
+
+# -- stability ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stability:
+    """Offered load against capacity. ``utilization`` ρ ≥ 1 means no steady state."""
+
+    arrival_rate: float
+    hit_ratio: float
+    utilization: float
+    offered_load: float
+    min_replicas: int | None
+    where: str
+
+    @property
+    def stable(self) -> bool:
+        return self.utilization < 1.0
+
+
+def _expected_hit_ratio(scenario: Scenario, trace=None) -> float:
+    c = scenario.cache
+    if not c.enabled:
+        return 0.0
+    if trace is not None and trace.keys is not None:
+        from .cachesim import hit_mask
+        keys = np.tile(trace.keys, -(-scenario.run.requests // trace.keys.size))[: scenario.run.requests]
+        return float(hit_mask(c.policy, c.capacity, keys).mean())
+    from .analytic.cache import cache_hit_ratio, zipf
+    return cache_hit_ratio(c.policy, c.capacity, zipf(c.zipf_alpha, c.keys))
+
+
+def _slow(model: ServiceModel, k: int) -> float:
+    return float(model.slowdown[min(k, model.slowdown.size - 1)])
+
+
+def stability(scenario: Scenario, model: ServiceModel | None = None, *, trace=None) -> Stability:
+    """ρ = λ·(1 - h)·E[S_B]·slowdown(c) / (B·c) with full batches of B (B = 1: λ(1-h)E[S]/c).
+
+    h is the cache hit ratio (analytic, or replayed on the trace's keys). Pools add their capacities
+    c_k·B/E[S_B,k]; fork-join groups each carry the full load; a stage with workers is a queue too.
+    """
+    model = model if model is not None else make_service_model(scenario)
+    lam = float(trace.rate if trace is not None and scenario.arrivals.rate is None
+                else mean_rate(scenario.arrivals))
+    h = float(_expected_hit_ratio(scenario, trace))
+    lam_m = lam * (1.0 - h)
+    big_b = scenario.batching.max_batch_size
+    if scenario.pools:
+        models = [model] + [make_service_model(scenario, p.service) for p in scenario.pools[1:]]
+        cap = sum(p.replicas * big_b / (m.mean(big_b) * _slow(m, p.replicas))
+                  for p, m in zip(scenario.pools, models))
+        rho = lam_m / cap
+        offered = rho * sum(p.replicas for p in scenario.pools)
+        out = Stability(lam, h, rho, offered, None, f"{len(scenario.pools)} pools")
+    else:
+        c = scenario.replicas
+        s_b = model.mean(big_b)
+        rho = lam_m * s_b * _slow(model, c) / (big_b * c)
+        min_c = None
+        for k in range(1, 100_001):
+            if lam_m * s_b * _slow(model, k) / (big_b * k) < 1.0:
+                min_c = k
+                break
+        out = Stability(lam, h, rho, lam_m * s_b / big_b, min_c, f"{c} replica(s)")
+    for st in (*scenario.pre_stages, *scenario.post_stages):
+        if st.servers is not None:
+            r = lam_m * st.mean_s / st.servers
+            if r >= 1.0 and r > out.utilization:
+                out = Stability(lam, h, r, lam_m * st.mean_s, math.floor(lam_m * st.mean_s) + 1,
+                                f"stage {st.name!r} with {st.servers} worker(s)")
+    return out
+
+
+def _verdict(st: Stability) -> str:
+    need = f"; at least {st.min_replicas} are needed" if st.min_replicas else ""
+    cache = f" after a cache hit ratio of {st.hit_ratio:.3g}" if st.hit_ratio else ""
+    return (f"unstable: offered load {st.offered_load:.4g} Erlang at {st.arrival_rate:g} req/s{cache} "
+            f"exceeds the capacity of {st.where} (rho = {st.utilization:.4g} >= 1){need}")
+
+
+# -- analytic ----------------------------------------------------------------------------------------
+def _analytic_model(scenario: Scenario, model: ServiceModel):
+    """(metrics, hit ratio, notes) of the closed form covering the scenario, or InputError with reasons."""
+    from . import analytic
+
+    reasons = []
+    a = scenario.arrivals
+    if scenario.pools:
+        reasons.append("heterogeneous pools")
+    if scenario.pre_stages or scenario.post_stages:
+        reasons.append("pipeline stages")
+    if scenario.request_timeout_s is not None:
+        reasons.append("request timeout (reneging)")
+    busy = np.minimum(np.arange(1, scenario.replicas + 1), model.slowdown.size - 1)
+    if np.any(model.slowdown[busy] != 1.0):
+        reasons.append("replica contention")
+    if a.process not in ("poisson", "gamma"):
+        reasons.append(f"{a.process} arrivals")
+    if scenario.cache.enabled and a.process == "trace":
+        reasons.append("trace keys")
+    big_b, c, k = scenario.batching.max_batch_size, scenario.replicas, scenario.fork_branches
+    exponential = model.mode == PARAMETRIC and model.family == "exponential"
+    deterministic = model.mode == PARAMETRIC and model.family == "deterministic"
+    poisson = a.process == "poisson"
+    if big_b > 1:
+        svc = scenario.service
+        if c != 1:
+            reasons.append("batching with more than one replica")
+        if scenario.batching.timeout_s > 0:
+            reasons.append("a batch timeout > 0 (TF-Serving closes batches while the replica is busy; "
+                           "the closed form covers greedy batching)")
+        if not (deterministic and svc is not None and svc.batch_time is not None):
+            reasons.append("batching needs deterministic batch times a + b*n")
+        if not poisson:
+            reasons.append("batching with non-Poisson arrivals")
+        if k > 1 or scenario.queue_limit is not None:
+            reasons.append("batching combined with fork-join or a queue limit")
+    if k > 1 and not (c == 1 and exponential and poisson):
+        reasons.append("fork-join needs one exponential replica per branch and Poisson arrivals")
+    if k > 1 and scenario.queue_limit is not None:
+        reasons.append("fork-join with a queue limit")
+    if scenario.queue_limit is not None and not (exponential and poisson):
+        reasons.append("a queue limit needs exponential service and Poisson arrivals (M/M/c/K)")
+    if reasons:
+        raise InputError("no closed form covers this scenario: " + "; ".join(dict.fromkeys(reasons))
+                         + ". Use --engine simpy")
+    notes = []
+    h = 0.0
+    lam = a.rate
+    if scenario.cache.enabled:
+        from .analytic.cache import cache_model, zipf
+        cm = cache_model(scenario.cache.policy, scenario.cache.capacity,
+                         zipf(scenario.cache.zipf_alpha, scenario.cache.keys))
+        h = cm.hit_ratio
+        notes.append(f"cache hit ratio {h:.4g} ({cm.method}); misses thinned to (1-h)*lambda")
+    lam_m = lam * (1.0 - h)
+    mean = model.mean(1)
+    if big_b > 1:
+        m = analytic.batching(lam_m, tuple(scenario.service.batch_time), big_b, timeout=None)
+    elif k > 1:
+        m = analytic.fork_join(lam_m, 1.0 / mean, k)
+    elif scenario.queue_limit is not None:
+        m = analytic.mmck(lam_m, 1.0 / mean, c, c + scenario.queue_limit)
+    elif a.process == "gamma" or (scenario.cache.enabled and not poisson):
+        ca2 = a.cv**2 if a.process == "gamma" else 1.0
+        if h:
+            ca2 = (1.0 - h) * ca2 + h  # Bernoulli thinning of a renewal process (approximation)
+        m = analytic.ggc(lam_m, c, mean, model.scv(1), arrival_scv=ca2)
+    elif exponential:
+        m = analytic.mmc(lam_m, 1.0 / mean, c)
+    elif deterministic:
+        m = analytic.mdc(lam_m, mean, c)
+    elif c == 1:
+        m = analytic.mg1(lam_m, model.raw_moments(1, 3))
+    else:
+        m = analytic.ggc(lam_m, c, mean, model.scv(1))
+    return m, h, notes
+
+
+def _mixture_quantile(m, h: float, hit_latency: float, q: float) -> float | None:
+    """Quantile of latency = hit latency w.p. h, else the queue's sojourn."""
+    try:
+        if h <= 0:
+            return m.sojourn_quantile(q)
+        if q / (1.0 - h) < 1.0:
+            t1 = m.sojourn_quantile(q / (1.0 - h))
+            if t1 < hit_latency:
+                return t1
+        if h + (1.0 - h) * m.sojourn_cdf(hit_latency) >= q:
+            return hit_latency
+        return m.sojourn_quantile((q - h) / (1.0 - h))
+    except NotImplementedError:
+        return None
+
+
+def _analytic_figures(scenario: Scenario, model: ServiceModel) -> dict:
+    m, h, notes = _analytic_model(scenario, model)
+    hl = scenario.cache.hit_latency_s
+    lat = {"mean": (h * hl + (1.0 - h) * m.sojourn_mean) * 1e3}
+    for key, q in PERCENTILES.items():
+        v = _mixture_quantile(m, h, hl, q)
+        lat[key] = None if v is None else v * 1e3
+    exact = bool(m.exact) and (not scenario.cache.enabled or scenario.cache.policy == "lfu")
+    if scenario.cache.enabled and scenario.cache.policy == "lfu":
+        notes.append("perfect-LFU hit ratio (the simulated LFU inserts every miss, so one slot churns)")
+    return {"model": m.model, "method": m.method, "exact": exact, "latency_ms": lat,
+            "utilization": m.utilization, "drop_rate": m.blocking_probability,
+            "cache_hit_ratio": h if scenario.cache.enabled else None,
+            "mean_batch_size": float(getattr(m, "mean_batch_size", 1.0)),
+            "throughput_rps": scenario.arrivals.rate * (1.0 - m.blocking_probability * (1.0 - h)),
+            "notes": notes}
+
+
+def analytic_reference(scenario: Scenario, model: ServiceModel | None = None) -> dict | None:
+    """Analytic figures to print beside simulated ones (ms), or None where no closed form applies.
+
+    Keys: ``model``, ``method``, ``exact`` (False: an approximation, named by ``method``),
+    ``latency_ms`` (mean and p50..p999; None where the model has no distribution), ``utilization``,
+    ``drop_rate``, ``cache_hit_ratio``, ``notes``.
+    """
+    try:
+        model = model if model is not None else make_service_model(scenario)
+        return _analytic_figures(scenario, model)
+    except (InputError, ImportError, NotImplementedError):
+        return None
+
+
+# -- engines -----------------------------------------------------------------------------------------
+def _fast_module():
+    try:
+        from . import fast
+    except ImportError:
+        return None
+    return fast if hasattr(fast, "supports") and hasattr(fast, "run_replication") else None
+
+
+def _choose(scenario: Scenario, engine: str) -> tuple[str, str]:
+    if engine == "simpy":
+        return "simpy", "engine simpy: requested"
+    fast = _fast_module()
+    if engine == "fast":
+        if fast is None:
+            raise InputError("the fast engine is not available in this installation; use --engine simpy")
+        reason = fast.supports(scenario)
+        if reason is not None:
+            raise InputError(f"the fast engine cannot run this scenario: {reason}; use --engine simpy")
+        return "fast", "engine fast: requested"
+    if fast is None:
+        return "simpy", "engine simpy: the fast engine is not available"
+    reason = fast.supports(scenario)
+    if reason is None:
+        return "fast", "engine fast: the scenario is within the compiled engine's features"
+    return "simpy", f"engine simpy: the fast engine does not support {reason}"
+
+
+def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, progress=None) -> Result:
+    """Predict the scenario's latency distribution.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Workload, serving system and run control (requests per replication, replications or precision).
+    engine : {"auto", "simpy", "fast", "analytic"}
+        ``auto``: fast when it supports the scenario, else simpy.
+    seed : int, optional
+        Root seed (default ``scenario.run.seed``); the same seed gives the same Result.
+    progress : tqdm-like, optional
+        Gets ``update(1)`` after each replication.
+
+    Returns
+    -------
+    Result
+        Latencies in ms with 95 % t-intervals across replications; ``Result.unstable`` when ρ ≥ 1.
+
+    Raises
+    ------
+    InputError
+        A bad engine name, an engine that cannot run the scenario, no closed form for ``analytic``.
+    """
+    check_choice("engine", engine, ENGINES)
+    run = scenario.run
+    seed = run.seed if seed is None else check_integer("seed", seed, minimum=0, maximum=2**63 - 1)
+    model = make_service_model(scenario)
+    trace = load_trace(scenario.arrivals.trace) if scenario.arrivals.process == "trace" else None
+    if engine == "analytic":
+        name, why = "analytic", "engine analytic: requested"
+    else:
+        name, why = _choose(scenario, engine)
+    st = stability(scenario, model, trace=trace)
+    lam = st.arrival_rate
+    notes = [why]
+    if not st.stable:
+        if scenario.queue_limit is None and scenario.request_timeout_s is None:
+            return Result.unstable(name, lam, st.utilization, st.offered_load, _verdict(st), seed=seed)
+        notes.append(f"offered load exceeds capacity (rho = {st.utilization:.4g}); the queue limit / "
+                     "request timeout keeps the system finite")
+    if name == "analytic":
+        return _analytic_result(scenario, model, lam, st.offered_load, seed, notes)
+
+    n = run.requests
+    fast = _fast_module() if name == "fast" else None
+    if name == "simpy" and n > SIMPY_MAX_REQUESTS:
+        raise InputError(f"requests = {n} per replication is more than the SimPy engine keeps in memory "
+                         f"({SIMPY_MAX_REQUESTS}); use --engine fast or fewer requests")
+    streaming = fast is not None and n > SIMPY_MAX_REQUESTS and hasattr(fast, "run_streaming")
+    if streaming:
+        notes.append(f"streaming fast engine ({n} requests per replication): statistics reduced on the fly, "
+                     "warm-up by a fixed fraction, percentiles from a sketch (bounded relative error)")
+    elif fast is not None and n > FAST_MAX_REQUESTS:
+        raise InputError(f"requests = {n} per replication is more than {FAST_MAX_REQUESTS}; "
+                         "use fewer requests and more replications")
+
+    def replicate(seed_seq):
+        if streaming:
+            return fast.run_streaming(scenario, model, n, seed_seq, trace=trace)
+        rngs = streams(seed_seq)
+        variates = draw_variates(scenario, model, n, rngs, trace=trace)
+        if fast is not None:
+            out = fast.run_replication(scenario, model, variates)
+        else:
+            from .des import run_replication
+            out = run_replication(scenario, model, variates, rngs)
+        return summarize(out, run)
+
+    t0 = time.perf_counter()
+    mc = run_replications(replicate, run, seed, progress)
+    wall = time.perf_counter() - t0
+    rule = run.warmup if run.warmup == "mser5" and not streaming else (
+        "none" if run.warmup == "none" else f"fraction {run.warmup_fraction:g}")
+    return _result(scenario, name, st, seed, mc, wall, rule, notes + list(model.notes) + mc.notes, model)
+
+
+def _ms(x: float) -> float:
+    return x * 1e3 if math.isfinite(x) else math.nan
+
+
+def _result(scenario, name, st, seed, mc, wall, rule, notes, model) -> Result:
+    latency, ci = {}, {}
+    getters = {"mean": lambda s: s.latency_mean}
+    getters.update({k: (lambda s, q=q: s.quantiles[q]) for k, q in PERCENTILES.items()})
+    for key in LATENCY_KEYS:
+        mean, lo, hi = mc.estimate(getters[key])
+        latency[key] = _ms(mean)
+        ci[key] = [_ms(lo), _ms(hi)] if math.isfinite(lo) else None
+
+    def avg(get):
+        return mc.estimate(get)[0]
+
+    def total(s):
+        return s.completed + s.dropped
+    breakdown = {k: _ms(avg(lambda s, k=k: s.breakdown[k])) for k in BREAKDOWN_KEYS}
+    mean_lat = latency["mean"]
+    warm = [s.warmup_deleted for s in mc.summaries]
+    return Result(
+        engine=name, arrival_rate=st.arrival_rate, requests_simulated=scenario.run.requests * mc.replications,
+        replications=mc.replications, wall_seconds=wall, latency_ms=latency, latency_ms_ci95=ci,
+        throughput_rps=avg(lambda s: s.throughput), utilization=avg(lambda s: s.utilization),
+        cache_hit_ratio=avg(lambda s: s.cache_hits / total(s)) if scenario.cache.enabled else None,
+        drop_rate=avg(lambda s: s.dropped / total(s)),
+        mean_batch_size=avg(lambda s: s.batch_size_mean),
+        stable=True, offered_load=st.offered_load,
+        breakdown_ms=breakdown,
+        realtime_ratio=breakdown["service"] / mean_lat if mean_lat and math.isfinite(mean_lat) else None,
+        warmup={"rule": rule,
+                "deleted_per_replication": warm, "deleted_mean": float(np.mean(warm))},
+        precision=mc.precision, analytic=analytic_reference(scenario, model), seed=seed, notes=notes)
+
+
+def _analytic_result(scenario, model, lam, offered, seed, notes) -> Result:
+    t0 = time.perf_counter()
+    try:
+        fig = _analytic_figures(scenario, model)
+    except UnstableSystemError as exc:
+        return Result.unstable("analytic", lam, exc.utilization, exc.offered_load or math.nan, str(exc),
+                               seed=seed)
+    wall = time.perf_counter() - t0
+    none = dict.fromkeys(LATENCY_KEYS)
+    return Result(engine="analytic", arrival_rate=lam, requests_simulated=0, replications=0,
+                  wall_seconds=wall, latency_ms=fig["latency_ms"], latency_ms_ci95=none,
+                  throughput_rps=fig["throughput_rps"], utilization=fig["utilization"],
+                  cache_hit_ratio=fig["cache_hit_ratio"], drop_rate=fig["drop_rate"],
+                  mean_batch_size=fig["mean_batch_size"], stable=True,
+                  offered_load=offered, analytic=fig, seed=seed,
+                  notes=[*notes, f"{fig['model']}: {fig['method']}"
+                         + ("" if fig["exact"] else " (approximation)"), *fig["notes"]])
