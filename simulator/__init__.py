@@ -22,12 +22,15 @@ __version__ = "0.1.0"
 _LAZY = {
     "analytic": ("simulator.analytic", None),
     "simulate": ("simulator.simulate", "simulate"),
+    "analytic_reference": ("simulator.simulate", "analytic_reference"),
+    "make_service_model": ("simulator.simulate", "make_service_model"),
     "plan": ("simulator.planner", "plan"),
 }
 
 __all__ = [
     "Arrivals", "Batching", "Cache", "InputError", "Pool", "Profile", "ProfileError", "Result", "Run",
-    "Scenario", "Service", "Stage", "UnstableSystemError", "analytic", "load_scenario", "plan", "simulate",
+    "Scenario", "Service", "Stage", "UnstableSystemError", "analytic", "analytic_reference", "load_scenario", "make_service_model", "plan",
+    "simulate",
 ]
 
 

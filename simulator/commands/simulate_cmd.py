@@ -47,11 +47,14 @@ def run(args) -> int:
     if args.json:
         payload = results[0].to_dict() if len(results) == 1 else {"sweep": [r.to_dict() for r in results]}
         print(json.dumps(payload, indent=1, allow_nan=False))
-    else:
+    elif len(results) > 1 or results[0].stable:
         for i, (sc, res) in enumerate(zip(scenarios, results)):
             if i:
                 print()
             print(format_result(sc, res, slo))
+    if len(results) == 1 and not results[0].stable:
+        # One rate that the system cannot carry is a user error: a verdict, exit status 2.
+        raise InputError(results[0].verdict)
     return 0
 
 
@@ -109,8 +112,12 @@ def format_result(scenario, res: Result, slo=None) -> str:
     if res.breakdown_ms:
         parts = ", ".join(f"{k} {v:.3f}" for k, v in res.breakdown_ms.items())
         lines.append(f"breakdown (mean ms): {parts} | real-time ratio {_fmt(res.realtime_ratio, 3)}")
-    if res.precision:
-        lines.append("precision: " + ", ".join(f"{k} {v}" for k, v in res.precision.items()))
+    prec = res.precision or {}
+    if prec.get("p99_rel_halfwidth") is not None:
+        target = f" (target {prec['target_rel_halfwidth'] * 100:g}%: {'met' if prec.get('met') else 'NOT met'})" \
+            if "sequential" in prec.get("rule", "") else ""
+        lines.append(f"precision: p99 95% CI half-width {prec['p99_rel_halfwidth'] * 100:.1f}% of p99{target}; "
+                     f"warm-up deleted: {_warmup_text(res.warmup)}")
     if slo is not None:
         q, limit = slo
         key = _slo_key(q)
@@ -121,6 +128,14 @@ def format_result(scenario, res: Result, slo=None) -> str:
     for note in res.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _warmup_text(warmup: dict) -> str:
+    if not warmup:
+        return "-"
+    rule = warmup.get("rule", "?")
+    deleted = warmup.get("deleted_mean", warmup.get("deleted"))
+    return f"{rule}" + (f", {deleted:.0f} requests per replication on average" if deleted is not None else "")
 
 
 def _slo_key(q: float) -> str:
