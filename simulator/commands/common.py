@@ -125,21 +125,25 @@ def _arrivals_from_flag(spec: str | None, rate: float | None, base: Arrivals | N
         return replace(base, rate=rate if rate is not None else base.rate) if base else Arrivals(rate=rate)
     name, _, arg = spec.partition(":")
     kw: dict = {"process": name, "rate": rate}
-    try:
-        if name == "gamma":
-            if not arg:
-                raise InputError("arrival_process gamma needs a CV: gamma:CV")
-            kw["cv"] = float(arg)
-        elif name == "mmpp" and arg:
-            kw["burst_ratio"] = float(arg)
-        elif name == "diurnal" and arg:
-            kw["amplitude"] = float(arg)
-        elif name == "trace":
-            kw["trace"] = arg or None
-        elif arg and name == "poisson":
-            raise InputError(f"arrival_process poisson takes no argument, got {spec!r}")
-    except ValueError:
-        raise InputError(f"arrival_process argument must be a number, got {spec!r}") from None
+
+    def number(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise InputError(f"arrival_process argument must be a number, got {spec!r}") from None
+
+    if name == "gamma":
+        if not arg:
+            raise InputError("arrival_process gamma needs a CV: gamma:CV")
+        kw["cv"] = number(arg)
+    elif name == "mmpp" and arg:
+        kw["burst_ratio"] = number(arg)
+    elif name == "diurnal" and arg:
+        kw["amplitude"] = number(arg)
+    elif name == "trace":
+        kw["trace"] = arg or None
+    elif arg and name == "poisson":
+        raise InputError(f"arrival_process poisson takes no argument, got {spec!r}")
     return Arrivals(**kw)
 
 
