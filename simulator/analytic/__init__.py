@@ -13,7 +13,13 @@ from .mg1 import MG1Metrics, mg1
 from .mmc import MMcKMetrics, MMcMetrics, erlang_b, erlang_c, mm1, mmc, mmck
 
 # --- batching, fork-join, cache: batching.py, forkjoin.py, cache.py (exports added below) ---
+# isort: split
+from .batching import BatchingMetrics, batching
+from .cache import CACHE_POLICIES, CacheMetrics, cache_hit_ratio, cache_model, zipf
+from .forkjoin import ForkJoinMetrics, fork_join
 
 __all__ = ["QueueMetrics",
            "GGC_METHODS", "GGcMetrics", "MDcMetrics", "MG1Metrics", "MMcKMetrics", "MMcMetrics",
-           "cosmetatos_mdc", "erlang_b", "erlang_c", "ggc", "md1", "mdc", "mg1", "mm1", "mmc", "mmck"]
+           "cosmetatos_mdc", "erlang_b", "erlang_c", "ggc", "md1", "mdc", "mg1", "mm1", "mmc", "mmck",
+           "CACHE_POLICIES", "BatchingMetrics", "CacheMetrics", "ForkJoinMetrics",
+           "batching", "cache_hit_ratio", "cache_model", "fork_join", "zipf"]
