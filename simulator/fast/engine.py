@@ -1,0 +1,159 @@
+"""The compiled engine's Python side: which scenarios it runs, and one replication from given variates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..cachesim import hit_mask
+from ..errors import InputError
+from ..replication import ReplicationOutput
+from ..scenario import Scenario
+from ..service import ServiceModel
+from ..variates import Variates
+from . import kernels as K
+from .cache import CacheState
+
+__all__ = ["supports", "run_replication"]
+
+
+def supports(scenario: Scenario) -> str | None:
+    """None when the fast engine can run ``scenario``; otherwise the feature it lacks (for messages).
+
+    The subset: one FCFS group of identical replicas, dynamic batching (greedy or with a timeout), a
+    result cache, any arrival process, a queue limit and contention slow-down.
+    """
+    if scenario.pools:
+        return "heterogeneous replica pools with routing"
+    if scenario.pre_stages or scenario.post_stages:
+        return "pre/post-processing stages"
+    if scenario.fork_branches > 1:
+        return "fork-join"
+    if scenario.request_timeout_s is not None:
+        return "a request timeout (abandonment)"
+    return None
+
+
+def check_supported(scenario: Scenario, model: ServiceModel) -> None:
+    reason = supports(scenario)
+    if reason is not None:
+        raise InputError(f"the fast engine does not model {reason}; use engine 'simpy' (or 'auto')")
+    if model.max_batch < scenario.batching.max_batch_size:
+        raise InputError(f"service model covers batches up to {model.max_batch}, "
+                         f"but batch_size is {scenario.batching.max_batch_size}")
+
+
+def _cache_hits(policy: str, capacity: int, keys: np.ndarray) -> np.ndarray:
+    """:func:`simulator.cachesim.hit_mask`, through the GIL-free chunked kernel when the keys are small
+    non-negative labels (Zipf keys always are), so parallel replications do not queue for the GIL."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if keys.size and keys.min() >= 0 and keys.max() < max(4 * keys.size, 1 << 16):
+        return CacheState(policy, capacity, int(keys.max()) + 1).hits(keys)
+    return hit_mask(policy, capacity, keys)
+
+
+def model_arrays(model: ServiceModel) -> tuple:
+    """The ServiceModel as the tuple the kernels unpack into :func:`simulator.service.service_time`."""
+    f = np.ascontiguousarray
+    return (np.int64(model.mode), f(model.means, np.float64), f(model.emp_values, np.float64),
+            f(model.emp_start, np.int64), f(model.emp_len, np.int64), f(model.emp_scale, np.float64),
+            f(model.slowdown, np.float64))
+
+
+class QueueRunner:
+    """The queue of one replication, fed chunk by chunk; it keeps the state the kernels carry.
+
+    ``feed`` returns the local index from which requests may still be waiting: the caller passes
+    them (arrays from that index on) at the head of the next chunk.
+    """
+
+    def __init__(self, scenario: Scenario, model: ServiceModel):
+        check_supported(scenario, model)
+        self.servers = scenario.replicas
+        b = scenario.batching
+        self.B = b.max_batch_size
+        self.timeout = b.timeout_s
+        self.kind = "plain" if self.B == 1 else ("greedy" if self.timeout == 0 else "timeout")
+        self.limit = -1 if scenario.queue_limit is None else int(scenario.queue_limit)
+        self.hit_latency = float(scenario.cache.hit_latency_s)
+        self.m = model_arrays(model)
+        self.W = np.zeros(self.servers)
+        self.ring = np.zeros((2, min(self.limit + 2, 1024) if self.limit >= 0 else 2))
+        self.rs = np.zeros(3, np.int64)   # ring head, ring count, requests in closed unstarted batches
+        self.gs = np.zeros(2, np.int64)   # greedy: head, waiting
+        self.ts = np.zeros(3)             # timeout: open batch first, size, deadline
+
+    def feed(self, arr, var, status, n0, final, out, g0, warm, fs, ist) -> int:
+        """Run local requests n0.. (0..n0-1 were fed before); results into ``out``.
+
+        Returns the local index from which requests may still be waiting (``arr.size``: none).
+        """
+        n = arr.size
+        if self.kind == "greedy":
+            cut = K.run_greedy(arr, var, status, n0, final, self.B, self.limit, self.W, self.gs, self.m,
+                               self.hit_latency, out, g0, warm, fs, ist)
+            self.gs[0] -= cut
+            return cut
+        while True:  # the kernels stop early when the queue-limit ring is full
+            if self.kind == "plain":
+                stop = K.run_plain(arr, var, status, n0, self.limit, self.W, self.ring, self.rs, self.m,
+                                   self.hit_latency, out, g0, warm, fs, ist)
+                cut = n
+            else:
+                stop, cut = K.run_timeout(arr, var, status, n0, final, self.B, self.timeout, self.limit,
+                                          self.W, self.ts, self.ring, self.rs, self.m, self.hit_latency, out,
+                                          g0, warm, fs, ist)
+            if stop == n:
+                break
+            self.ring = K.grow_ring(self.ring, self.rs)
+            n0 = stop
+        if self.kind == "timeout":
+            self.ts[0] -= cut
+        return cut
+
+
+def run_replication(scenario: Scenario, model: ServiceModel, variates: Variates,
+                    rngs: dict | None = None) -> ReplicationOutput:
+    """One replication from pre-drawn variates, with every request's outcome (seconds).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        Must be within :func:`supports` (else :class:`~simulator.errors.InputError`).
+    model : ServiceModel
+        Service-time law; batch sizes up to ``scenario.batching.max_batch_size``.
+    variates : Variates
+        Arrival times, keys (when there is a cache) and service variates of every request.
+    rngs : dict, optional
+        Unused: the subset needs no random numbers beyond ``variates`` (same signature as the DES engine).
+
+    Returns
+    -------
+    ReplicationOutput
+        Identical, request by request, to :func:`simulator.des.run_replication` on the same variates.
+        ``arrival`` is ``variates.arrival_times`` itself (not a copy).
+    """
+    runner = QueueRunner(scenario, model)
+    n = variates.n
+    arr = np.ascontiguousarray(variates.arrival_times, dtype=np.float64)
+    var = np.ascontiguousarray(variates.service, dtype=np.float64)
+    if var.size != n:
+        raise InputError(f"variates.service has {var.size} values for {n} arrivals")
+    if n > 1 and not np.all(arr[1:] >= arr[:-1]):  # also catches nan
+        raise InputError("variates.arrival_times must be finite and non-decreasing")
+    status = np.zeros(n, np.int8)
+    if scenario.cache.enabled:
+        if variates.keys is None:
+            raise InputError("a cache needs request keys (variates.keys is None)")
+        status[_cache_hits(scenario.cache.policy, scenario.cache.capacity, variates.keys)] = 1
+    out = ReplicationOutput.empty(n, scenario.replicas)
+    out.arrival = arr
+    fs, ist, _ = K.new_stats(1)
+    runner.feed(arr, var, status, 0, True, (out.latency, out.batch_size, out.batch_wait, out.queue_wait,
+                                            out.service), 0, 0, fs, ist)
+    out.cache_hit = status == 1
+    out.dropped = status == 2
+    out.busy_time = float(fs[K.F_BUSY])
+    out.end_time = float(fs[K.F_END])
+    out.n_batches = int(ist[K.I_BATCH])
+    return out
+
