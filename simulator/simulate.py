@@ -362,11 +362,18 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         return summarize(out, run)
 
     t0 = time.perf_counter()
-    mc = run_replications(replicate, run, seed, progress)
+    # The compiled kernels release the GIL: replications run on all cores, identical to a serial run.
+    workers = _fast_workers() if fast is not None else 1
+    mc = run_replications(replicate, run, seed, progress, workers=workers)
     wall = time.perf_counter() - t0
     rule = run.warmup if run.warmup == "mser5" and not streaming else (
         "none" if run.warmup == "none" else f"fraction {run.warmup_fraction:g}")
     return _result(scenario, name, st, seed, mc, wall, rule, notes + list(model.notes) + mc.notes, model)
+
+
+def _fast_workers() -> int:
+    from .fast.parallel import default_workers
+    return default_workers()
 
 
 def _ms(x: float) -> float:
