@@ -31,9 +31,10 @@ class ReplicationOutput:
     batch_size : ndarray of int (n,)
         Size of the batch the request was served in (0: cache hit or dropped).
     batch_wait : ndarray (n,)
-        Arrival until its batch closed (full, or timeout, or a free replica took it) (s).
+        Arrival until its batch was ready (full, or its oldest request's timeout), capped at the
+        batch's start (s).
     queue_wait : ndarray (n,)
-        Batch closed until service started (s).
+        Batch ready until service started (s).
     service : ndarray (n,)
         Service time of its batch (s), including contention slow-down.
     stage_time : ndarray (n,)

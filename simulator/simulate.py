@@ -165,9 +165,6 @@ def _analytic_model(scenario: Scenario, model: ServiceModel):
         svc = scenario.service
         if c != 1:
             reasons.append("batching with more than one replica")
-        if scenario.batching.timeout_s > 0:
-            reasons.append("a batch timeout > 0 (TF-Serving closes batches while the replica is busy; "
-                           "the closed form covers greedy batching)")
         if not (deterministic and svc is not None and svc.batch_time is not None):
             reasons.append("batching needs deterministic batch times a + b*n")
         if not poisson:
@@ -195,7 +192,10 @@ def _analytic_model(scenario: Scenario, model: ServiceModel):
     lam_m = lam * (1.0 - h)
     mean = model.mean(1)
     if big_b > 1:
-        m = analytic.batching(lam_m, tuple(scenario.service.batch_time), big_b, timeout=None)
+        # Both engines batch as the chain does (TF-Serving: a free replica starts a batch when B wait or
+        # the oldest has waited T): exact for T <= a + bB, an approximation (exact=False) beyond.
+        m = analytic.batching(lam_m, tuple(scenario.service.batch_time), big_b,
+                              timeout=scenario.batching.timeout_s or None)
     elif k > 1:
         m = analytic.fork_join(lam_m, 1.0 / mean, k)
     elif scenario.queue_limit is not None:

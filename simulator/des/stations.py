@@ -1,26 +1,40 @@
 """Replica groups: c replicas behind one FCFS queue, with or without a dynamic batcher.
 
 A station receives requests through :meth:`join` and hands each finished request to ``done(i, close,
-start, service, batch)``: when its batch closed, when its service started, the batch's service time
-(s) and its size. Replicas are SimPy processes that sleep on an event while there is nothing to do, so
+start, service, batch)``: when its batch was ready for it (its own join time without batching), when
+its service started, the batch's service time (s) and its size. Replicas are SimPy processes that sleep on an event while there is nothing to do, so
 a request costs one timeout event for its service and at most one wake-up.
 
 Semantics shared with the compiled engine:
 
 * Queue limit: ``queue_limit`` waiting places, not counting requests in service. An arrival that finds
-  them all taken is dropped (``dropped[i] = True``; ``done`` is never called).
+  them all taken is dropped (``dropped[i] = True``; ``done`` is never called), unless it starts service
+  at its own arrival instant (a free replica, and with it the queue becomes ready to batch: greedy, or
+  it is the B-th waiting request). Ties: the count is taken after the batches that start at that
+  instant because of earlier events (a replica freeing, a deadline falling due) have left the queue,
+  and the arrival does not join those batches. (SimPy runs simultaneous events in the order they were
+  scheduled, so with exactly coinciding times the engines may differ: see simulator.fast.kernels.)
 * Request timeout (reneging): a request whose service has not started ``timeout`` seconds after it
   joined is dropped; it leaves the waiting room at that instant (a service starting exactly then is too
   late). Deadlines are join time + a constant, so the expired requests are always the oldest waiting
   ones: they are purged as a prefix at each join, dispatch and batch timer, which is exact.
 * Contention: a service that starts while k replicas of this station are busy (itself included) takes
   ``slowdown[k]`` times longer (:func:`simulator.service.service_time`).
-* Batching (TF-Serving): requests join the open batch; it closes when it holds ``max_batch`` requests
-  or when its oldest has waited ``batch_timeout``; closed batches queue FIFO for the replicas. With
-  ``batch_timeout = 0`` (greedy) nothing waits for a batch to fill: a free replica takes the first
-  closed batch, else the whole open batch (so it takes min(waiting, max_batch) requests at once).
-  Requests that join while a closed batch waits for a replica start a new open batch. A batch runs with
+* Batching (TF-Serving's ``SharedBatchScheduler``): requests wait in one FIFO queue. A *free* replica
+  starts a batch as soon as (a) ``max_batch`` (B) requests wait, or (b) the oldest waiting request has
+  waited ``batch_timeout`` (T; T = 0 is greedy: as soon as anything waits); it takes the oldest
+  min(waiting, B). While every replica is busy nothing is closed: the queue keeps growing, and a
+  replica that frees applies the rule at once (B or more waiting: B at once; the oldest past its
+  deadline: min(waiting, B); else it waits for the earlier of the B-th arrival and the oldest's
+  deadline). This is ``Queue::ScheduleBatch`` / ``IsOpenBatchSchedulable``: the open batch becomes
+  schedulable when full or timed out but is closed only by a free batch thread, so under load batches
+  fill up. Several free replicas take batches one at a time, the one that went idle last first
+  (replicas are identical, so which one never changes a request's outcome). A batch runs with
   the service variate of its oldest request.
+* Breakdown of a batch started at s: it was *ready* at r = min(arrival of its B-th member if it is
+  full, oldest's join + T), capped at s; member i reports ``close = max(r, join_i)`` (batch wait
+  close - join, queue wait s - close). With T = 0 nobody waits for a batch to form: the whole wait
+  is queueing.
 """
 
 from __future__ import annotations
@@ -153,36 +167,41 @@ class BatchStation(_Station):
         self.max_batch = max_batch
         self.batch_timeout = batch_timeout
         self.greedy = batch_timeout == 0
-        self.open: list[int] = []
-        self.closed: deque[tuple[list[int], float]] = deque()
-        self.waiting = 0
-        self.timer_owner = -1        # request whose batch timer is pending (-1: none)
+        self.queue: deque[int] = deque()
+        self.timer_owner = -1        # request whose batch deadline is pending (-1: none)
         self.batch_sizes_sum = 0
         self._in_service = 0
         super().__init__(env, servers, done, join_t, dropped, **kwargs)
 
     @property
     def in_system(self) -> int:
-        return self.waiting + self._in_service
+        return len(self.queue) + self._in_service
+
+    def _ready(self, now: float) -> bool:
+        """A free replica would start a batch now: B requests wait, or the oldest reached its deadline."""
+        queue = self.queue
+        return bool(queue) and (len(queue) >= self.max_batch
+                                or self.join_t[queue[0]] + self.batch_timeout <= now)
 
     def join(self, i: int) -> None:
-        env = self.env
-        now = env.now
+        now = self.env.now
+        queue = self.queue
         if self.timeout is not None:
             self._purge(now)
-        if (self.queue_limit is not None and self.waiting >= self.queue_limit
-                and not (self.greedy and self.idle)):
+        q = len(queue)
+        # A request that starts service at its arrival instant (a free replica, and the queue becomes
+        # ready with it) needs no waiting place, as in FCFSStation.
+        if (self.queue_limit is not None and q >= self.queue_limit
+                and not (self.idle and (self.greedy or q + 1 >= self.max_batch))):
             self.dropped[i] = True
             return
         self.join_t[i] = now
-        self.open.append(i)
-        self.waiting += 1
-        if len(self.open) >= self.max_batch:
-            self._close(now)
-        elif self.greedy:
-            self._wake()
-        elif len(self.open) == 1:
-            self._arm(i, self.batch_timeout)
+        queue.append(i)
+        if self.idle:
+            if self.greedy or q + 1 >= self.max_batch:
+                self._wake()
+            elif q == 0:
+                self._arm(i, self.batch_timeout)
 
     def _arm(self, owner: int, delay: float) -> None:
         self.timer_owner = owner
@@ -190,70 +209,55 @@ class BatchStation(_Station):
         ev.callbacks.append(self._on_timer)
 
     def _on_timer(self, ev) -> None:
+        """The deadline of the oldest waiting request: wake an idle replica (set only while one idles)."""
         owner = ev.value
         if owner != self.timer_owner:
-            return  # stale: that batch closed (full) or its owner left
+            return  # stale: a replica took that request's batch, or it reneged and a newer timer runs
         self.timer_owner = -1
         now = self.env.now
         if self.timeout is not None:
             self._purge(now)
-        if not self.open:
+        queue = self.queue
+        if not queue or not self.idle:
             return
-        if self.open[0] == owner:
-            self._close(now)
-        else:  # the oldest reneged first: the batch now waits for its new oldest's deadline
-            first = self.open[0]
-            self._arm(first, max(self.join_t[first] + self.batch_timeout - now, 0.0))
-
-    def _close(self, now: float) -> None:
-        self.closed.append((self.open, now))
-        self.open = []
-        self.timer_owner = -1
-        self._wake()
+        deadline = self.join_t[queue[0]] + self.batch_timeout
+        if deadline > now:
+            # the owner reneged (or now + delay rounded below its deadline): wait for the new oldest's
+            self._arm(queue[0], deadline - now)
+        else:
+            self._wake()
 
     def _purge(self, now: float) -> None:
-        join_t, limit, dropped = self.join_t, self.timeout, self.dropped
-        closed = self.closed
-        while closed:
-            batch = closed[0][0]
-            k = 0
-            while k < len(batch) and join_t[batch[k]] + limit <= now:
-                dropped[batch[k]] = True
-                k += 1
-            if k:
-                del batch[:k]
-                self.waiting -= k
-            if batch:
-                return
-            closed.popleft()
-        batch = self.open
-        k = 0
-        while k < len(batch) and join_t[batch[k]] + limit <= now:
-            dropped[batch[k]] = True
-            k += 1
-        if k:
-            del batch[:k]
-            self.waiting -= k
+        queue, join_t, limit = self.queue, self.join_t, self.timeout
+        while queue and join_t[queue[0]] + limit <= now:
+            self.dropped[queue.popleft()] = True
 
     def _replica(self):
-        env, idle, closed, done = self.env, self.idle, self.closed, self.done
-        variates, timeout = self.variates, self.timeout
+        env, idle, queue, done, join_t = self.env, self.idle, self.queue, self.done, self.join_t
+        variates, timeout, big_b, t_out = self.variates, self.timeout, self.max_batch, self.batch_timeout
         while True:
             now = env.now
             if timeout is not None:
                 self._purge(now)
-            if closed:
-                batch, close = closed.popleft()
-            elif self.greedy and self.open:
-                batch, close = self.open, now
-                self.open = []
-            else:
+            if not self._ready(now):
+                if queue and self.timer_owner != queue[0]:
+                    self._arm(queue[0], join_t[queue[0]] + t_out - now)
                 ev = env.event()
                 idle.append(ev)
                 yield ev
                 continue
-            b = len(batch)
-            self.waiting -= b
+            b = min(len(queue), big_b)
+            batch = [queue.popleft() for _ in range(b)]
+            # Ready time: the B-th member's arrival (full batch) or the oldest's deadline, if earlier.
+            ready = join_t[batch[0]] + t_out
+            if b == big_b:
+                ready = min(ready, join_t[batch[-1]])
+            ready = min(ready, now)
+            if idle and queue:  # another idle replica may have to take the rest, now or at its deadline
+                if self._ready(now):
+                    self._wake()
+                elif self.timer_owner != queue[0]:
+                    self._arm(queue[0], join_t[queue[0]] + t_out - now)
             self._in_service += b
             self.busy += 1
             s = service_time(*self._args, b, variates[batch[0]], self.busy)
@@ -264,7 +268,7 @@ class BatchStation(_Station):
             self._in_service -= b
             self.busy_time += s
             for i in batch:
-                done(i, close, now, s, b)
+                done(i, max(ready, join_t[i]), now, s, b)
 
 
 def fixed_service_times(model: ServiceModel, variates: np.ndarray) -> list[float] | None:

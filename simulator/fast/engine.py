@@ -72,43 +72,32 @@ class QueueRunner:
         b = scenario.batching
         self.B = b.max_batch_size
         self.timeout = b.timeout_s
-        self.kind = "plain" if self.B == 1 else ("greedy" if self.timeout == 0 else "timeout")
+        self.kind = "plain" if self.B == 1 else "batch"
         self.limit = -1 if scenario.queue_limit is None else int(scenario.queue_limit)
         self.hit_latency = float(scenario.cache.hit_latency_s)
         self.m = model_arrays(model)
         self.W = np.zeros(self.servers)
         self.ring = np.zeros((2, min(self.limit + 2, 1024) if self.limit >= 0 else 2))
-        self.rs = np.zeros(3, np.int64)   # ring head, ring count, requests in closed unstarted batches
-        self.gs = np.zeros(2, np.int64)   # greedy: head, waiting
-        self.ts = np.zeros(3)             # timeout: open batch first, size, deadline
+        self.rs = np.zeros(3, np.int64)   # plain: ring head, ring count, waiting count
+        self.ts = np.zeros(3)             # batching: first waiting (local index), waiting count, ready time
 
     def feed(self, arr, var, status, n0, final, out, g0, warm, fs, ist) -> int:
         """Run local requests n0.. (0..n0-1 were fed before); results into ``out``.
 
         Returns the local index from which requests may still be waiting (``arr.size``: none).
         """
-        n = arr.size
-        if self.kind == "greedy":
-            cut = K.run_greedy(arr, var, status, n0, final, self.B, self.limit, self.W, self.gs, self.m,
-                               self.hit_latency, out, g0, warm, fs, ist)
-            self.gs[0] -= cut
+        if self.kind == "batch":
+            cut = K.run_batching(arr, var, status, n0, final, self.B, self.timeout, self.limit, self.W, self.ts,
+                                self.m, self.hit_latency, out, g0, warm, fs, ist)
+            self.ts[0] -= cut
             return cut
-        while True:  # the kernels stop early when the queue-limit ring is full
-            if self.kind == "plain":
-                stop = K.run_plain(arr, var, status, n0, self.limit, self.W, self.ring, self.rs, self.m,
-                                   self.hit_latency, out, g0, warm, fs, ist)
-                cut = n
-            else:
-                stop, cut = K.run_timeout(arr, var, status, n0, final, self.B, self.timeout, self.limit,
-                                          self.W, self.ts, self.ring, self.rs, self.m, self.hit_latency, out,
-                                          g0, warm, fs, ist)
-            if stop == n:
-                break
+        while True:  # the kernel stops early when the queue-limit ring is full
+            stop = K.run_plain(arr, var, status, n0, self.limit, self.W, self.ring, self.rs, self.m,
+                               self.hit_latency, out, g0, warm, fs, ist)
+            if stop == arr.size:
+                return arr.size
             self.ring = K.grow_ring(self.ring, self.rs)
             n0 = stop
-        if self.kind == "timeout":
-            self.ts[0] -= cut
-        return cut
 
 
 def run_replication(scenario: Scenario, model: ServiceModel, variates: Variates,

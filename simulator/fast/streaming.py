@@ -6,8 +6,9 @@ continued where the previous chunk stopped: service variates, Zipf keys and trac
 numbers as one big draw; Poisson and gamma arrival times equal the one-shot cumulative sum up to
 rounding (the sum restarts from the last time); MMPP continues its state and leftover points, so it is
 the same sequence too; diurnal thinning continues from the last candidate time (same law, candidates
-drawn in other block sizes). The queue state (replica free times, waiting requests, open batch) and the
-cache contents carry over, so chunking does not alter the system.
+drawn in other block sizes). The queue state (replica free times, waiting requests, the batcher's
+ready time) and the cache contents carry over, so chunking does not alter the system: a batch whose
+start depends on arrivals of the next chunk is decided there.
 
 Kept per replication: sums (latency, its parts, busy time), counts and a :class:`~.sketch.LatencySketch`
 (relative error ≤ 0.39 % on every quantile). Warm-up deletion is a fixed fraction of the requests

@@ -1,8 +1,8 @@
 """Engines agree: given the same variates, the compiled and the SimPy engine give the same requests.
 
 Every feature the two share is covered — plain G/G/c (linear scan and heap of replicas), greedy and
-timed batching, the cache, the queue limit, contention, and all of them at once — with parametric and
-empirical (profile) service models. Latencies must agree within 1e-9 s, request by request; drops, cache
+timed batching (TF-Serving's rule, light to heavy load), the cache, the queue limit, contention, and all
+of them at once — with parametric and empirical (profile) service models. Latencies must agree within 1e-9 s, request by request; drops, cache
 hits and batch sizes exactly. (Continuous variates: simultaneous events, which the engines order
 differently, have probability zero; see simulator.fast.kernels.)
 """
@@ -71,3 +71,15 @@ def test_same_latencies_with_a_measured_profile(batching):
                   batching=batching, queue_limit=12)
     out = _compare(sc, model, 5000, 14)
     assert out.dropped.any()
+
+
+@pytest.mark.parametrize("c,timeout", [(1, 0.005), (2, 0.005), (3, 0.002), (2, 0.0), (1, 0.04)])
+def test_same_latencies_in_the_tf_serving_example(c, timeout):
+    """λ = 1000/s per replica, batch time 10 ms + 0.5 ms·n, B = 32: the open batch keeps filling while
+    every replica is busy, so batches are large (a batcher closing it on its timer would serve ~6)."""
+    bt = (0.010, 0.0005)
+    sc = Scenario(arrivals=Arrivals(rate=1000.0 * c), replicas=c, batching=Batching(32, timeout),
+                  service=Service(batch_time=bt, dist="deterministic", cv=0.0))
+    model = ServiceModel.parametric(0.0, 0.0, "deterministic", batch_time=bt, max_batch=32)
+    out = _compare(sc, model, 20000, 15)
+    assert out.n / out.n_batches > 12

@@ -84,17 +84,36 @@ def _batch_sc(timeout_s: float, **kw) -> Scenario:
                     batching=Batching(max_batch_size=3, timeout_s=timeout_s), **kw)
 
 
-def test_tf_serving_batching_closes_on_full_and_on_timeout():
+def test_tf_serving_batching_fills_the_open_batch_while_the_replica_is_busy():
     arr = [0.0, 0.1, 0.2, 0.3, 0.85, 3.0]
     out = _run(_batch_sc(0.5), arr, [1.0] * 6)
-    # [0,1,2] full at 0.2 -> 0.2..1.4; [3] closes at 0.8 (timer), waits -> 1.4..2.4;
-    # [4] opened at 0.85 (a closed batch is waiting), closes 1.35 -> 2.4..3.4; [5] closes 3.5 -> 3.5..4.5
-    np.testing.assert_allclose(out.latency, [1.4, 1.3, 1.2, 2.1, 2.55, 1.5])
-    assert out.batch_size.tolist() == [3, 3, 3, 1, 1, 1]
-    np.testing.assert_allclose(out.batch_wait, [0.2, 0.1, 0.0, 0.5, 0.5, 0.5])
-    np.testing.assert_allclose(out.queue_wait, [0.0, 0.0, 0.0, 0.6, 1.05, 0.0], atol=1e-12)
-    np.testing.assert_allclose(out.service, [1.2, 1.2, 1.2, 1.0, 1.0, 1.0])
-    assert out.n_batches == 4
+    # [0,1,2] full at 0.2 -> 0.2..1.4. [3]'s deadline 0.8 passes while the replica is busy: nothing
+    # closes, [4] joins it, and the freed replica takes [3,4] at 1.4 -> 2.5 (ready at 0.8, [4] at its
+    # arrival). [5] alone: its deadline 3.5 -> 3.5..4.5
+    np.testing.assert_allclose(out.latency, [1.4, 1.3, 1.2, 2.2, 1.65, 1.5])
+    assert out.batch_size.tolist() == [3, 3, 3, 2, 2, 1]
+    np.testing.assert_allclose(out.batch_wait, [0.2, 0.1, 0.0, 0.5, 0.0, 0.5], atol=1e-12)
+    np.testing.assert_allclose(out.queue_wait, [0.0, 0.0, 0.0, 0.6, 0.55, 0.0], atol=1e-12)
+    np.testing.assert_allclose(out.service, [1.2, 1.2, 1.2, 1.1, 1.1, 1.0])
+    assert out.n_batches == 3
+
+
+def test_freed_replica_takes_a_full_batch_at_once_then_the_timed_out_rest():
+    out = _run(_batch_sc(0.5), [0.0, 0.6, 0.7, 0.8, 0.9, 1.0], [1.0] * 6)
+    # [0] alone at its deadline 0.5 -> 1.5; five wait meanwhile. At 1.5 B = 3 wait: [1,2,3] at once
+    # (ready at 0.8, the 3rd's arrival) -> 2.7; then [4,5], whose oldest is past its deadline 1.4 -> 3.8
+    np.testing.assert_allclose(out.latency, [1.5, 2.1, 2.0, 1.9, 2.9, 2.8])
+    assert out.batch_size.tolist() == [1, 3, 3, 3, 2, 2]
+    np.testing.assert_allclose(out.batch_wait, [0.5, 0.2, 0.1, 0.0, 0.5, 0.4], atol=1e-12)
+    np.testing.assert_allclose(out.queue_wait, [0.0, 0.7, 0.7, 0.7, 1.3, 1.3], atol=1e-12)
+
+
+def test_batching_queue_limit_spares_a_request_that_starts_at_once():
+    out = _run(_batch_sc(0.5, queue_limit=2), [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [1.0] * 6)
+    # [2] finds 2 waiting (the limit) but fills the batch at a free replica: it starts at once, so it
+    # needs no place. [5] finds [3,4] waiting behind a busy replica: dropped. [3,4] run 1.4..2.5
+    assert out.dropped.tolist() == [False, False, False, False, False, True]
+    np.testing.assert_allclose(out.latency[:5], [1.4, 1.3, 1.2, 2.2, 2.1])
 
 
 def test_greedy_batching_takes_min_of_queue_and_batch_size():
@@ -102,8 +121,9 @@ def test_greedy_batching_takes_min_of_queue_and_batch_size():
     # [0] alone 0..1; at 1.0 takes [1,2,3] 1..2.2; then [4] 2.2..3.2
     np.testing.assert_allclose(out.latency, [1.0, 2.1, 2.0, 1.9, 2.8])
     assert out.batch_size.tolist() == [1, 3, 3, 3, 1]
-    # [1,2,3] closed when full (0.3); [4] when the replica took it (2.2)
-    np.testing.assert_allclose(out.batch_wait, [0.0, 0.2, 0.1, 0.0, 1.8])
+    # greedy: nobody waits for a batch to form, every wait is for the replica
+    np.testing.assert_allclose(out.batch_wait, 0.0)
+    np.testing.assert_allclose(out.queue_wait, [0.0, 0.9, 0.8, 0.7, 1.8], atol=1e-12)
 
 
 def test_batch_uses_oldest_requests_variate():

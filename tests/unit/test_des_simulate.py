@@ -102,6 +102,8 @@ def test_analytic_with_cache_mixes_hits_and_thinned_queue():
     ({"fork_branches": 2}, "fork"),
     ({"service": Service(batch_time=(0.02, 0.01), dist="deterministic", cv=0.0),
       "batching": Batching(4, 0.0)}, "batch"),
+    ({"service": Service(batch_time=(0.02, 0.01), dist="deterministic", cv=0.0),
+      "batching": Batching(4, 0.03)}, "batch"),
     ({"arrivals": Arrivals(process="gamma", rate=8.0, cv=2.0)}, "G/"),
 ])
 def test_analytic_reference_covers(kw, model):

@@ -1,9 +1,9 @@
 """The compiled engine against a brute-force event simulation, and its semantics rule by rule.
 
 The reference (:func:`reference_run`) is written from the semantics (simulator.des.stations), not
-from the engine's recursions: an explicit event list with replica completions and batch timers,
-replicas taking closed batches (greedy: the open batch too) whenever they are free. Ties: completions
-and timers before arrivals at the same instant.
+from the engine's recursions: an explicit event list with replica completions and batch deadlines; a
+free replica starts a batch whenever B requests wait or the oldest has waited T (T = 0: anything
+waits). Ties: completions and deadlines, then the batches they start, then the arrival.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from simulator.scenario import Arrivals, Batching, Cache, Pool, Scenario, Servic
 from simulator.service import ServiceModel, service_time
 from simulator.variates import draw_variates, replication_seeds, streams
 
-COMPLETION, TIMER, ARRIVAL = 0, 1, 2
+COMPLETION, DEADLINE, ARRIVAL = 0, 1, 2
 
 
 def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
@@ -29,7 +29,8 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
     n = variates.n
     arr = variates.arrival_times
     B, T = scenario.batching.max_batch_size, scenario.batching.timeout_s
-    greedy = B > 1 and T == 0
+    if B == 1:
+        T = 0.0
     K = scenario.queue_limit
     c = scenario.replicas
     hits = np.zeros(n, bool)
@@ -39,66 +40,54 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
            "queue_wait": np.zeros(n), "service": np.zeros(n), "dropped": np.zeros(n, bool), "cache_hit": hits}
     margs = (model.mode, model.means, model.emp_values, model.emp_start, model.emp_len, model.emp_scale,
              model.slowdown)
-    events = [(float(arr[i]), ARRIVAL, i, None) for i in range(n)]
+    events = [(float(arr[i]), ARRIVAL, i) for i in range(n)]
     heapq.heapify(events)
     seq = n
     idle = c
-    open_batch: list[int] = []
-    closed: list[tuple[list[int], float]] = []
-    timer_id = 0
+    queue: list[int] = []
 
-    def waiting() -> int:
-        return len(open_batch) + sum(len(b) for b, _ in closed)
+    def ready(now) -> bool:
+        return bool(queue) and (len(queue) >= B or arr[queue[0]] + T <= now)
 
     def dispatch(now):
-        nonlocal idle, seq, open_batch
-        while idle > 0:
-            if closed:
-                batch, close = closed.pop(0)
-            elif (greedy or B == 1) and open_batch:
-                batch, close = open_batch, now
-                open_batch = []
-            else:
-                return
+        nonlocal idle, seq, queue
+        while idle > 0 and ready(now):
+            batch, queue = queue[:B], queue[B:]
+            r = arr[batch[0]] + T
+            if len(batch) == B:
+                r = min(r, arr[batch[-1]])
+            r = min(r, now)
             idle -= 1
-            busy = c - idle
-            s = service_time(*margs, len(batch), variates.service[batch[0]], busy)
+            s = service_time(*margs, len(batch), variates.service[batch[0]], c - idle)
             for i in batch:
+                close = max(r, arr[i])
                 res["latency"][i] = (now + s) - arr[i]
                 res["batch_size"][i] = len(batch)
                 res["batch_wait"][i] = close - arr[i]
                 res["queue_wait"][i] = now - close
                 res["service"][i] = s
             seq += 1
-            heapq.heappush(events, (now + s, COMPLETION, seq, None))
+            heapq.heappush(events, (now + s, COMPLETION, seq))
+        if idle > 0 and queue:  # wait for the oldest's deadline (a stale one finds nothing to do)
+            seq += 1
+            heapq.heappush(events, (arr[queue[0]] + T, DEADLINE, seq))
 
     while events:
-        t, kind, i, payload = heapq.heappop(events)
+        t, kind, i = heapq.heappop(events)
         if kind == COMPLETION:
             idle += 1
             dispatch(t)
-        elif kind == TIMER:
-            if payload == timer_id and open_batch:
-                closed.append((open_batch, t))
-                open_batch = []
-                dispatch(t)
+        elif kind == DEADLINE:
+            dispatch(t)
         else:
             if hits[i]:
                 res["latency"][i] = scenario.cache.hit_latency_s
                 continue
-            must_wait = idle == 0 or (B > 1 and T > 0)
-            if K is not None and waiting() >= K and must_wait:
+            starts_now = idle > 0 and (T == 0 or len(queue) + 1 >= B)
+            if K is not None and len(queue) >= K and not starts_now:
                 res["dropped"][i] = True
                 continue
-            open_batch.append(i)
-            if len(open_batch) >= B:
-                closed.append((open_batch, t))
-                open_batch = []
-                timer_id += 1
-            elif B > 1 and T > 0 and len(open_batch) == 1:
-                timer_id += 1
-                seq += 1
-                heapq.heappush(events, (t + T, TIMER, seq, timer_id))
+            queue.append(i)
             dispatch(t)
     return res
 
@@ -135,6 +124,11 @@ CASES = {
     "greedy": {"B": 4},
     "timeout": {"B": 4, "T": 0.005},
     "timeout_long": {"B": 8, "T": 0.05, "rho": 0.5},
+    # heavy load with T below the batch time: the open batch keeps filling while replicas are busy
+    "timeout_heavy": {"B": 8, "T": 0.002, "c": 2, "rho": 0.97},
+    "timeout_heavy_single": {"B": 16, "T": 0.001, "c": 1, "rho": 0.93},
+    "timeout_heavy_everything": {"B": 6, "T": 0.003, "K": 20, "rho": 1.2, "slowdown": SLOWDOWN,
+                                 "cache": Cache("lru", 30, 0.9, 300, 0.0005)},
     "cache": {"cache": Cache("lru", 40, 0.9, 400, 0.001)},
     "cache_zero_latency": {"cache": Cache("fifo", 40, 0.9, 400, 0.0), "B": 3},
     "limit": {"K": 2, "rho": 1.2},
@@ -182,7 +176,8 @@ def test_queue_limit_grows_its_ring():
     np.testing.assert_allclose(out.latency, ref["latency"], rtol=0, atol=1e-12)
 
 
-def test_timeout_queue_limit_grows_its_ring():
+def test_batching_with_a_long_queue_limit():
+    """Heavy load behind a long queue limit: full batches, drops only once the limit is reached."""
     sc, model = make(B=2, T=0.001, K=2500, rho=1.5, c=1)
     v = variates_for(sc, model, 12000, 4)
     out = fast.run_replication(sc, model, v)
@@ -226,16 +221,21 @@ def test_batch_size_never_exceeds_max_and_timeout_respected(B, T):
     assert out.batch_size.min() >= 1
     assert out.batch_size.max() > 1
     assert np.all(out.queue_wait >= 0) and np.all(out.batch_wait >= 0)
+    start = out.arrival + out.batch_wait + out.queue_wait
+    oldest_wait: dict[float, float] = {}  # batch (by start time) -> its oldest member's wait
+    size: dict[float, int] = {}
+    for s, w, b in zip(start, out.batch_wait + out.queue_wait, out.batch_size):
+        oldest_wait[s] = max(oldest_wait.get(s, 0.0), w)
+        size[s] = b
+    small = np.array([size[s] < B for s in oldest_wait])
+    waited = np.array(list(oldest_wait.values()))
     if T > 0:
-        # TF-Serving: no request waits for its batch to close longer than the timeout
+        # TF-Serving: no request waits longer than the timeout for its batch to become ready
         assert np.all(out.batch_wait <= T + 1e-12)
-        # a batch smaller than B closed on its timer: its oldest request waited exactly T
-        start = out.arrival + out.batch_wait
-        small = out.batch_size < B
-        oldest_wait = {}
-        for s, w in zip(start[small], out.batch_wait[small]):
-            oldest_wait[s] = max(oldest_wait.get(s, 0.0), w)
-        assert np.allclose(list(oldest_wait.values()), T, atol=1e-9)
+        # a batch smaller than B starts only once its oldest request has waited the timeout
+        assert small.any() and np.all(waited[small] >= T - 1e-12)
+    else:
+        assert np.all(out.batch_wait == 0)  # greedy: every wait is a wait for a replica
 
 
 def test_greedy_serves_at_once_when_a_replica_is_free():

@@ -7,7 +7,9 @@ import pytest
 
 from simulator import fast
 from simulator.cachesim import cache_hits
+from simulator.fast import kernels as K
 from simulator.fast.cache import CacheState
+from simulator.fast.engine import QueueRunner
 from simulator.fast.streaming import ArrivalStream, KeyStream
 from simulator.montecarlo import summarize
 from simulator.scenario import Arrivals, Cache, Run, Scenario, Service
@@ -16,8 +18,8 @@ from simulator.workload import arrival_times, load_trace, zipf_keys
 
 from .test_fast_engine import CASES, make
 
-STREAM_CASES = ["plain", "heap", "greedy", "timeout", "timeout_long", "cache", "cache_zero_latency", "limit",
-                "greedy_limit", "timeout_limit", "everything"]
+STREAM_CASES = ["plain", "heap", "greedy", "timeout", "timeout_long", "timeout_heavy", "timeout_heavy_everything",
+                "cache", "cache_zero_latency", "limit", "greedy_limit", "timeout_limit", "everything"]
 
 
 @pytest.mark.parametrize("name", STREAM_CASES)
@@ -28,7 +30,7 @@ def test_streaming_equals_exact_run(name):
     out = fast.run_replication(sc, model, draw_variates(sc, model, n, streams(seed)))
     exact = summarize(out, Run(warmup="fraction", warmup_fraction=0.1))
     kept = out.latency[2000:][~np.isnan(out.latency[2000:])]
-    for chunk in (777, 2**20):
+    for chunk in (97, 777, 2**20):  # 97: batches and the waiting queue span chunks
         s = fast.run_streaming(sc, model, n, seed, chunk=chunk, warmup_fraction=0.1)
         assert not s.exact_quantiles
         assert (s.completed, s.dropped, s.cache_hits, s.warmup_deleted) == (
@@ -44,6 +46,39 @@ def test_streaming_equals_exact_run(name):
         assert s.little_l == pytest.approx(exact.little_l, rel=1e-9)
         if sc.batching.max_batch_size == 1:
             assert s.batch_size_mean == 1.0
+
+
+@pytest.mark.parametrize("name", ["greedy", "timeout", "timeout_long", "timeout_heavy", "timeout_heavy_single",
+                                  "timeout_heavy_everything", "timeout_limit"])
+def test_chunked_queue_gives_every_request_the_same_outcome(name):
+    """The queue fed in chunks of 1 to 300 requests (carrying the waiting tail and the batcher's state)
+    gives every request bit for bit the outcome of one call on the whole run."""
+    sc, model = make(**CASES[name])
+    n = 6000
+    v = draw_variates(sc, model, n, streams(replication_seeds(23, 1)[0]))
+    one = fast.run_replication(sc, model, v)
+    runner = QueueRunner(sc, model)
+    status = one.cache_hit.astype(np.int8)  # hits are known before the queue; drops come from it
+    got = np.full((5, n), np.nan)
+    fs, ist, _ = K.new_stats(1)
+    bounds = np.cumsum(np.random.default_rng(0).integers(1, 300, n))
+    bounds = np.append(bounds[bounds < n], n)
+    g0 = new = 0
+    for hi in bounds:
+        m = hi - g0
+        out = (np.empty(m), np.empty(m, np.int32), np.empty(m), np.empty(m), np.empty(m))
+        cut = runner.feed(v.arrival_times[g0:hi], v.service[g0:hi], status[g0:hi], new - g0, hi == n, out,
+                          g0, 0, fs, ist)
+        for k in range(5):  # local 0..cut-1 are finished, served in this call (or hits, or drops)
+            got[k, g0:g0 + cut] = out[k][:cut]
+        g0, new = g0 + cut, hi
+    assert g0 == n
+    served = status == 0
+    np.testing.assert_array_equal(status == 2, one.dropped)
+    for k, key in enumerate(("latency", "batch_size", "batch_wait", "queue_wait", "service")):
+        np.testing.assert_array_equal(got[k][served], getattr(one, key)[served], err_msg=key)
+    assert int(ist[K.I_BATCH]) == one.n_batches
+    assert fs[K.F_BUSY] == pytest.approx(one.busy_time, rel=1e-12)
 
 
 def test_streaming_default_warmup_follows_the_run_rule():
