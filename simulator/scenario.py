@@ -92,6 +92,8 @@ class Service:
             raise InputError("service needs a profile or a mean service time (--service-time-ms)")
         if self.profile is not None and (self.mean_s is not None or self.batch_time is not None):
             raise InputError("give either a profile or a parametric service time, not both")
+        if self.mean_s is not None and self.batch_time is not None:
+            raise InputError("give either a mean service time or a batch time (a + b*n), not both")
         if self.mean_s is not None:
             check_positive("service_time", self.mean_s)
         if self.cv is not None:

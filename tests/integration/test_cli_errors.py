@@ -106,6 +106,8 @@ CASES = [
     (S + ["--arrival-rate", "10", "--slo", "p0=50ms"] + SVC, "slo percentile"),
     (S + ["--arrival-rate", "10", "--engine", "warp"] + SVC, "--engine"),
     (S + ["--arrival-rate", "10", "--engine", "analytic", "--arrival-process", "mmpp"] + SVC, "closed form"),
+    (S + ["--arrival-rate", "10", "--batch-time-ms", "4,1"] + SVC, "not both"),
+    (S + ["--arrival-rate", "10", "--batch-size", "4", "--batch-time-ms", "4"], "two numbers A,B"),
     (["nonsense-command"], "invalid choice"),
 ]
 
