@@ -80,8 +80,9 @@ class Service:
     cv: float | None = _help("coefficient of variation of the service time (None: the family's own)", None)
     dist: str = _help("exponential | deterministic | lognormal | gamma", "exponential")
     batch_time: tuple[float, float] | None = _help("(a, b): a batch of n takes a + b·n seconds", None)
-    contention: str = _help("auto | none | shared: replicas sharing one host slow each other down "
-                            "by the profile's concurrency sweep (auto: shared when the profile has one)", "auto")
+    contention: str = _help("none | shared | auto. none: each replica is its own instance. shared: the "
+                            "replicas are workers on ONE host and slow each other down by the profile's "
+                            "concurrency sweep. auto: shared when the profile has a sweep", "none")
 
     def __post_init__(self):
         check_choice("service_dist", self.dist, SERVICE_DISTS)

@@ -93,8 +93,9 @@ def add_service_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--service-dist", choices=SERVICE_DISTS, default=None,
                    help="service-time distribution with --service-time-ms (default exponential)")
     g.add_argument("--batch-time-ms", metavar="A,B", help="parametric batch time: a batch of n takes A + B*n ms")
-    g.add_argument("--contention", choices=CONTENTION, help="replicas sharing one host slow each other down "
-                   "(from the profile's concurrency sweep); auto = when the profile has one")
+    g.add_argument("--contention", choices=CONTENTION, help="shared: the replicas are workers on one host and slow each other down by the "
+                   "profile's concurrency sweep; none (default): separate instances; auto: shared when "
+                   "the profile has a sweep")
     s = p.add_argument_group("system")
     s.add_argument("--replicas", type=int, help="replicas (servers) behind one FCFS queue")
     s.add_argument("--batch-size", type=int, help="max batch size (dynamic batching)")
@@ -161,18 +162,18 @@ def scenario_from_args(args: argparse.Namespace, rate: float | None) -> Scenario
         if args.profile:
             if not Path(args.profile).exists():
                 raise InputError(f"profile {args.profile!r} does not exist")
-            service = Service(profile=args.profile, contention=args.contention or "auto")
+            service = Service(profile=args.profile, contention=args.contention or "none")
         else:
             service = Service(mean_s=args.service_time_ms * MS if args.service_time_ms is not None else None,
                               cv=args.service_cv, dist=args.service_dist or "exponential",
                               batch_time=parse_pair_ms("batch_time_ms", args.batch_time_ms)
                               if args.batch_time_ms else None,
-                              contention=args.contention or "auto")
+                              contention=args.contention or "none")
     elif args.service_cv is not None or args.service_dist is not None:
         raise InputError("--service-cv/--service-dist need --service-time-ms")
     is_default = service is None
     if is_default:
-        service = Service(profile=str(default_profile_path()), contention=args.contention or "auto")
+        service = Service(profile=str(default_profile_path()), contention=args.contention or "none")
     elif args.contention and service.contention != args.contention:
         service = replace(service, contention=args.contention)
 

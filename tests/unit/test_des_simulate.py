@@ -151,11 +151,13 @@ def test_contention_modes(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(doc))
     shared = make_service_model(_sc(service=Service(profile=str(path), contention="shared")))
-    auto = make_service_model(_sc(service=Service(profile=str(path))))
+    auto = make_service_model(_sc(service=Service(profile=str(path), contention="auto")))
+    default = make_service_model(_sc(service=Service(profile=str(path))))
     none = make_service_model(_sc(service=Service(profile=str(path), contention="none")))
     assert shared.slowdown[2] == pytest.approx(1.6, rel=0.1)
     np.testing.assert_array_equal(auto.slowdown, shared.slowdown)
     assert np.all(none.slowdown == 1.0)
+    assert np.all(default.slowdown == 1.0)  # default: replicas are separate instances
     doc1 = make_profile_dict({1: rng.gamma(4.0, 0.0025, 400)})
     path1 = tmp_path / "p1.json"
     path1.write_text(json.dumps(doc1))
