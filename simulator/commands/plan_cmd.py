@@ -48,9 +48,10 @@ def add_parser(sub) -> None:
     p.add_argument("--catalog", help="catalog TOML (default: the bundled profiles/catalog.toml)")
     p.add_argument("--hardware", help="comma-separated hardware names to consider (default: all)")
     p.add_argument("--variants", help="comma-separated model variants to consider, e.g. fp32,int8-dynamic")
-    p.add_argument("--min-top1-agreement", type=float, metavar="FRACTION",
+    p.add_argument("--min-top1-agreement", type=float, metavar="FRACTION", default=0.99,
                    help="leave out variants whose profile reports top-1 agreement with fp32 below this "
-                        "(e.g. 0.99); variants without such a record are kept")
+                        "(default 0.99: a faster but wrong variant is never recommended silently; 0 keeps "
+                        "every variant); variants without such a record are kept")
     p.add_argument("--batch-sizes", help="max batch sizes to try, e.g. 1,4,8 (default 1)")
     p.add_argument("--batch-timeouts-ms", help="batch timeouts to try (ms) for batch sizes > 1, e.g. 0,2,5")
     p.add_argument("--max-replicas", type=int, default=64, help="largest fleet considered (default 64)")
