@@ -269,7 +269,7 @@ def profiles_root() -> Path:
     return Path(__file__).resolve().parent.parent / "profiles"
 
 
-DEFAULT_PROFILE = "cpu-default/mobilenet_v2/fp32-serving.json"
+DEFAULT_PROFILE = "cpu-amd-epyc-2c/mobilenet_v2/fp32.json"  # measured by simulator.profiling.bundle
 
 
 def default_profile_path() -> Path:
