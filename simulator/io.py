@@ -17,6 +17,12 @@ from .errors import InputError
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "safe_join"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename); return the path."""
     target = Path(path)
@@ -28,6 +34,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            # mkstemp makes the file private (0600); give it the mode a plain open() would.
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             os.fsync(fh.fileno())
         os.replace(tmp_name, target)
     except BaseException:

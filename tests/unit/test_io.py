@@ -63,3 +63,11 @@ def test_safe_join_refuses_escape(tmp_path):
     for bad in ("../x.html", "/etc/passwd", "a/../../x"):
         with pytest.raises(InputError, match="escapes"):
             safe_join(tmp_path, bad)
+
+
+def test_written_file_has_normal_permissions(tmp_path):
+    p = tmp_path / "shared.json"
+    atomic_write_json(p, {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~mask)
