@@ -187,13 +187,31 @@ def cache_hits(policy_code, capacity, keys):
     count = np.zeros(n_keys, dtype=np.int64)
     last = np.zeros(n_keys, dtype=np.int64)        # priority time: last use (LRU/LFU), insertion (FIFO)
     heap = np.empty(capacity, dtype=np.int64)
-    size = 0
-    for t in range(n):
-        k = dense[t]
+    state = np.zeros(2, dtype=np.int64)
+    return lookup_dense(policy_code, capacity, dense, pos, count, last, heap, state)
+
+
+@numba.njit(cache=True, nogil=True)
+def lookup_dense(policy_code, capacity, keys, pos, count, last, heap, state):
+    """Look up dense keys (labels in [0, n_keys)) in order, updating the cache held in the arrays.
+
+    ``state`` = [entries held, requests seen so far]; keeping the arrays between calls continues the
+    same cache, so a key sequence cut in chunks gives the same hits as one call (the streaming engine
+    relies on that).
+    """
+    n = keys.size
+    hits = np.zeros(n, dtype=np.bool_)
+    if capacity <= 0:
+        return hits
+    size = state[0]
+    t0 = state[1]
+    for j in range(n):
+        t = t0 + j
+        k = keys[j]
         count[k] += 1
         p = pos[k]
         if p >= 0:
-            hits[t] = True
+            hits[j] = True
             if policy_code != 2:  # FIFO does not refresh on a hit
                 last[k] = t + 1
                 _sift_down(heap, pos, size, p, policy_code, count, last)
@@ -209,4 +227,6 @@ def cache_hits(policy_code, capacity, keys):
             heap[0] = k
             pos[k] = 0
             _sift_down(heap, pos, size, 0, policy_code, count, last)
+    state[0] = size
+    state[1] = t0 + n
     return hits

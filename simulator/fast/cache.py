@@ -2,16 +2,15 @@
 
 Streaming draws keys chunk by chunk, so the cache must carry its contents (and LFU's whole-history
 counts) from one chunk to the next. Same policies and the same heap as :mod:`simulator.cachesim`
-(its compiled sift helpers are reused), so a run cut in chunks gives the same hits as one call.
+(it calls the same compiled :func:`~simulator.cachesim.lookup_dense`), so a run cut in chunks gives the same hits as one call.
 Keys must already be dense labels in [0, n_keys).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from ..cachesim import POLICY_CODES, _sift_down, _sift_up
+from ..cachesim import POLICY_CODES, lookup_dense
 
 
 class CacheState:
@@ -28,40 +27,5 @@ class CacheState:
 
     def hits(self, keys: np.ndarray) -> np.ndarray:
         """Look up ``keys`` in order, updating the cache; the hit mask."""
-        return _hits_chunk(self.code, self.capacity, np.ascontiguousarray(keys, dtype=np.int64), self.pos,
+        return lookup_dense(self.code, self.capacity, np.ascontiguousarray(keys, dtype=np.int64), self.pos,
                            self.count, self.last, self.heap, self.state)
-
-
-@numba.njit(cache=True, nogil=True)
-def _hits_chunk(code, capacity, keys, pos, count, last, heap, state):
-    n = keys.size
-    hits = np.zeros(n, dtype=np.bool_)
-    if capacity <= 0:
-        return hits
-    size = state[0]
-    t0 = state[1]
-    for j in range(n):
-        t = t0 + j
-        k = keys[j]
-        count[k] += 1
-        p = pos[k]
-        if p >= 0:
-            hits[j] = True
-            if code != 2:  # FIFO does not refresh on a hit
-                last[k] = t + 1
-                _sift_down(heap, pos, size, p, code, count, last)
-            continue
-        last[k] = t + 1
-        if size < capacity:
-            heap[size] = k
-            pos[k] = size
-            size += 1
-            _sift_up(heap, pos, size - 1, code, count, last)
-        else:
-            pos[heap[0]] = -1
-            heap[0] = k
-            pos[k] = 0
-            _sift_down(heap, pos, size, 0, code, count, last)
-    state[0] = size
-    state[1] = t0 + n
-    return hits
