@@ -1,0 +1,549 @@
+"""Validation end to end: profile → live server under LoadGen → calibrate → predict → compare → report.
+
+The live part (profiling, the server, LoadGen) runs in a child process of its own, a real serving process
+started fresh (its replicas are processes or threads of its own); the parent only simulates and writes
+the report, and sits idle while the child measures. See :mod:`simulator.validate` for the whole procedure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..profiles import Profile
+from ..result import Result
+from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
+from ..validation import check_choice, check_integer, check_positive, check_probability
+from .calibration import LoadPoint, busy_fraction, calibrated_profile, effective_batches, load_point
+from .compare import METRICS, meets_goal, relative_error, spread
+from .loadgen import LiveRun, RunSettings
+from .ordered import ServiceOrder, simulate_ordered
+from .summary import LoadGenSummary
+
+__all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "predict", "run_validation"]
+
+Progress = Callable[[str], None]
+SAMPLE_COUNT = 256  # inputs in the query sample library
+SERVERS = ("process", "thread")
+COOLDOWN_S = 1.0  # idle time after each live run (s)
+SATURATED = 0.95  # a run busier than this was overloaded
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """A live validation campaign.
+
+    Parameters
+    ----------
+    model : str
+        ``zoo:<name>`` or a model file (anything ``simulator profile`` takes).
+    replicas : tuple of int
+        Model replicas of the server; each value is a separate server.
+    utilizations : tuple of float
+        Target utilizations ρ (busy fraction of the replicas). The first targeting run uses
+        ``ρ·C / E[S]`` with E[S] from the profile (:func:`replica_service_mean`; concurrency 1 for
+        replica processes), the second corrects it by the measured busy fraction.
+    batch_size, batch_timeout_s : int, float
+        Dynamic batching of the server (1 = none); timeout in seconds.
+    repeats : int
+        Real runs per load (their spread is the real system's own run-to-run variation).
+    duration_s : float
+        LoadGen ``min_duration`` of each measured run (s).
+    calibration_s : float
+        Duration of each short live run (s): two targeting runs per load (the nominal rate, then the rate
+        that the measured busy fraction says gives utilization ρ) and one calibration run right before
+        each measured run, at its rate, whose service times predict it. 0: nominal rates, no
+        calibration (isolated profile only).
+    profile : str or None
+        Use this profile instead of profiling the model first.
+    profile_seconds : float
+        Time budget per profile point (s).
+    seed : int
+        Seed of zoo weights, inputs, LoadGen schedules and simulations.
+    sim_requests, sim_replications : int
+        Simulated requests per replication and replications per prediction.
+    engine : str
+        Simulation engine.
+    server : str
+        ``process``: one worker process per replica (what Python model servers deploy; no shared GIL),
+        each with the host's cores shared out as TensorFlow intra-op threads (:func:`replica_threads`);
+        ``thread``: worker threads of one process (replicas share the GIL and TensorFlow's pools).
+    replay : bool
+        Also simulate each measured run with its own in-server service times (a diagnostic that
+        separates the queue model's error from the host's drift between runs; not a prediction).
+    ordered : bool
+        Also predict with the calibrated service times in their measured order (a block bootstrap that
+        keeps their autocorrelation, :mod:`.ordered`), beside drawing them independently.
+    """
+
+    model: str
+    replicas: tuple[int, ...] = (1,)
+    utilizations: tuple[float, ...] = (0.5, 0.7, 0.85)
+    batch_size: int = 1
+    batch_timeout_s: float = 0.0
+    repeats: int = 3
+    duration_s: float = 20.0
+    calibration_s: float = 5.0
+    profile: str | None = None
+    profile_seconds: float = 5.0
+    min_query_count: int = 100
+    seed: int = 0
+    sim_requests: int = 50_000
+    sim_replications: int = 4
+    engine: str = "auto"
+    server: str = "process"
+    replay: bool = True
+    ordered: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.replicas:
+            raise InputError("replicas must list at least one value")
+        for c in self.replicas:
+            check_integer("replicas", c, minimum=1, maximum=64)
+        if not self.utilizations:
+            raise InputError("utilizations must list at least one load")
+        for u in self.utilizations:
+            check_probability("utilization", u, open_low=True, open_high=True)
+        check_integer("batch_size", self.batch_size, minimum=1, maximum=1024)
+        if not (math.isfinite(self.batch_timeout_s) and self.batch_timeout_s >= 0):
+            raise InputError(f"batch_timeout must be a finite number >= 0 ms, got {self.batch_timeout_s * 1e3}")
+        check_integer("repeats", self.repeats, minimum=1, maximum=100)
+        check_positive("duration_s", self.duration_s)
+        if not (math.isfinite(self.calibration_s) and self.calibration_s >= 0):
+            raise InputError(f"calibration_s must be a finite number >= 0, got {self.calibration_s}")
+        check_positive("profile_seconds", self.profile_seconds)
+        check_integer("min_query_count", self.min_query_count, minimum=1)
+        check_integer("seed", self.seed, minimum=0, maximum=2**31 - 1)
+        check_integer("sim_requests", self.sim_requests, minimum=1000)
+        check_integer("sim_replications", self.sim_replications, minimum=2)
+        check_choice("server", self.server, SERVERS)
+        object.__setattr__(self, "replicas", tuple(sorted(set(self.replicas))))
+        object.__setattr__(self, "utilizations", tuple(sorted(set(self.utilizations))))
+
+
+@dataclass
+class Case:
+    """One configuration (replicas, batch size, load) with its real runs and predictions."""
+
+    replicas: int
+    batch_size: int
+    utilization: float | None
+    measured: list[dict[str, float]] = field(default_factory=list)
+    arrival_rates: list[float] = field(default_factory=list)
+    repeats: list[int] = field(default_factory=list)
+    predictions: dict[str, list[Result]] = field(default_factory=dict)
+    summary_paths: list[str] = field(default_factory=list)
+    loadavg: list = field(default_factory=list)
+    server: list[dict] = field(default_factory=list)
+
+    def measured_mean(self, metric: str) -> float:
+        vals = [m[metric] for m in self.measured if m.get(metric) is not None]
+        return float(np.mean(vals)) if vals else math.nan
+
+    def predicted_mean(self, model: str, metric: str) -> float:
+        vals = [r.latency_ms.get(metric) for r in self.predictions.get(model, [])]
+        if not vals or any(v is None or not math.isfinite(v) for v in vals):
+            return math.nan
+        return float(np.mean(vals))
+
+    def rows(self) -> list[dict]:
+        """One row per metric: measured, spread, predictions and errors (ms and percent)."""
+        out = []
+        for metric in METRICS:
+            values = [m.get(metric) for m in self.measured]
+            row = {"replicas": self.replicas, "batch_size": self.batch_size,
+                   "utilization": self.utilization, "arrival_rate": float(np.mean(self.arrival_rates)),
+                   "repeats": len(self.measured), "metric": metric,
+                   "measured_ms": self.measured_mean(metric),
+                   "measured_runs_ms": [v for v in values if v is not None],
+                   "spread_pct": spread([v for v in values if v is not None]),
+                   "measured_busy": _mean_of(st.get("busy_fraction") for st in self.server),
+                   "loadavg_1min_max": max((la["end"][0] for la in self.loadavg if la and la.get("end")),
+                                           default=None)}
+            for model in self.predictions:
+                pred = self.predicted_mean(model, metric)
+                err = relative_error(pred, row["measured_ms"])
+                goal = meets_goal(metric, err, row["spread_pct"])
+                row[f"{model}_ms"] = pred
+                row[f"{model}_error_pct"] = err
+                row[f"{model}_meets_limit"] = goal["limit"]
+                row[f"{model}_meets_spread"] = goal["spread"]
+                row[f"{model}_unstable"] = any(not r.stable for r in self.predictions[model])
+            out.append(row)
+        return out
+
+
+def _mean_of(values) -> float | None:
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+# -- live phase (child process) ------------------------------------------------------------------------
+def _say(progress: Progress | None, text: str) -> None:
+    if progress is not None:
+        progress(text)
+
+
+def _batch_sizes(b: int) -> tuple[int, ...]:
+    """Profile batch sizes for a server batching up to ``b``: powers of two up to b, and b."""
+    sizes = {1, b}
+    s = 2
+    while s < b:
+        sizes.add(s)
+        s *= 2
+    return tuple(sorted(sizes))
+
+
+def replica_service_mean(profile: Profile, replicas: int) -> float:
+    """E[S] of one replica when ``replicas`` share the host (s): the profile's serving-path mean at
+    concurrency ``replicas`` (the nearest measured level below it, else 1), smallest batch size.
+
+    The nominal load ρ of a run is λ·E[S]/C with this E[S], so ρ → 1 is the closed-loop capacity of C
+    workers on this host, not C times the capacity of one worker alone.
+    """
+    b0 = profile.batch_sizes[0]
+    levels = [k for k in profile.concurrency_levels if k <= replicas] or [1]
+    return profile.mean(b0, max(levels))
+
+
+def live_phase(config: ValidationConfig, outdir: str, progress: Progress | None = print) -> dict:
+    """Profile the model, then measure every run with LoadGen against a live server. Needs TensorFlow.
+
+    Returns ``{"profile": dict, "runs": [dict]}``; each run has ``kind`` (``targeting``, ``calibration``
+    or ``measurement``), ``replicas``, ``utilization``, ``repeat`` (-1 for targeting), ``label`` (its
+    folder under ``raw/``) and the :class:`~.loadgen.LiveRun`.
+    """
+    from ..profiling.profiler import ProfileConfig, run_profile
+    from ..profiling.timing import StoppingRule
+    from .loadgen import import_loadgen, loadgen_completion, run_server_scenario
+
+    import_loadgen()
+    out = Path(outdir)
+    if config.profile is not None:
+        profile = Profile.load(config.profile)
+    else:
+        rule = StoppingRule(min_samples=500, max_seconds=config.profile_seconds, rel_ci=0.01)
+        pc = ProfileConfig(config.model, batch_sizes=_batch_sizes(config.batch_size),
+                           concurrency=tuple(range(1, max(config.replicas) + 1)), serving_path=True,
+                           rule=rule, seed=config.seed)
+        _say(progress, f"profiling {config.model} (serving path, concurrency 1..{max(config.replicas)})")
+        profile = run_profile(pc, progress)
+        profile.save(out / "profile.json")
+    runs: list[dict] = []
+    raw = out / "raw"
+
+    def measure(server, c: int, kind: str, u: float, qps: float, label: str, seed: int, repeat: int) -> LiveRun:
+        duration = config.duration_s if kind == "measurement" else config.calibration_s
+        settings = RunSettings(qps, duration, config.min_query_count, seed, SAMPLE_COUNT)
+        where = raw / f"C{c}_b{config.batch_size}" / f"rho{u:g}" / label
+        run = run_server_scenario(server, settings, where)
+        for junk in ("mlperf_log_accuracy.json", "mlperf_log_trace.json"):
+            (where / junk).unlink(missing_ok=True)
+        lat = run.summary.latency_ms()
+        rho = busy_fraction(run.records, c, config.batch_timeout_s)
+        _say(progress, f"  C={c} rho={u:g} {label}: {run.summary.arrival_rate:.1f} req/s, busy {rho:.3f}, "
+                       f"mean {lat['mean']:.3f} ms, p99 {lat['p99']:.3f} ms, load {run.loadavg['end']}")
+        runs.append({"kind": kind, "replicas": c, "utilization": u, "repeat": repeat, "label": label, "run": run})
+        # Let the host settle between runs (page cache, the response backlog's garbage, CPU frequency),
+        # longer after a saturated run, so that one run's overload does not leak into the next.
+        time.sleep(COOLDOWN_S * (3 if rho >= SATURATED else 1))
+        return run
+
+    for c in config.replicas:
+        with _start_server(config, c, loadgen_completion()) as server:
+            # Replica processes share no GIL: their nominal E[S] is the profile's alone (concurrency 1).
+            nominal_s = replica_service_mean(profile, c if config.server == "thread" else 1)
+            rates = {u: u * c / nominal_s for u in config.utilizations}
+            seed = config.seed * 1000 + 100 * c
+            if config.calibration_s > 0:
+                # Targeting: a run at the nominal rate, then one at the rate that its measured busy fraction
+                # says gives utilization u; the rate that the second run refines is used from then on.
+                for u in config.utilizations:
+                    for step in (1, 2):
+                        seed += 1
+                        run = measure(server, c, "targeting", u, rates[u], f"targeting{step}", seed + 500, -1)
+                        rho = busy_fraction(run.records, c, config.batch_timeout_s)
+                        if math.isfinite(rho) and rho > 0:
+                            rates[u] = run.summary.arrival_rate * u / rho
+            for r in range(config.repeats):
+                for u in config.utilizations:
+                    if config.calibration_s > 0:
+                        seed += 1
+                        measure(server, c, "calibration", u, rates[u], f"repeat{r + 1}-calibration", seed + 500, r)
+                    seed += 1
+                    measure(server, c, "measurement", u, rates[u], f"repeat{r + 1}", seed, r)
+    return {"profile": profile.to_dict(), "runs": runs}
+
+
+def replica_threads(replicas: int) -> int:
+    """Intra-op threads of each replica process: the usable cores shared out, at least one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // replicas)
+
+
+def _start_server(config: ValidationConfig, replicas: int, complete):
+    """The serving process's model replicas: worker processes (default) or threads of this process."""
+    if config.server == "process":
+        from .process_server import ProcessModelServer
+
+        return ProcessModelServer(config.model, config.seed, SAMPLE_COUNT, complete, workers=replicas,
+                                  max_batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
+                                  threads=replica_threads(replicas))
+    from ..profiling.profiler import ProfileConfig, prepare
+    from ..profiling.zoo import make_inputs
+    from .server import ModelServer
+
+    prepared = prepare(ProfileConfig(config.model, seed=config.seed), None)
+    samples = list(make_inputs(prepared.input, SAMPLE_COUNT, np.random.default_rng([config.seed, 11])))
+    return ModelServer(prepared.factory(None), samples, complete, workers=replicas,
+                       max_batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s)
+
+
+def _live_in_child(config: ValidationConfig, outdir: str, verbose: bool) -> dict:
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    return live_phase(config, outdir, progress=progress if verbose else None)
+
+
+# -- prediction ----------------------------------------------------------------------------------------
+def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float, *, batch_size: int = 1,
+            batch_timeout_s: float = 0.0, overhead_s: float = 0.0, requests: int = 50_000,
+            replications: int = 4, seed: int = 0, engine: str = "auto", contention: str = "auto",
+            order: ServiceOrder | None = None) -> Result:
+    """Simulate a server of ``replicas`` workers with the profile's service times at ``arrival_rate``.
+
+    ``order``: draw service times by a block bootstrap of measured ones in their measured order
+    (:mod:`.ordered`) instead of independently. ``contention``: ``auto`` = ``shared`` when the profile has a concurrency sweep (replicas slow each
+    other down by its factors), else ``none``. A client-side ``overhead_s`` > 0 is a deterministic post-processing stage (a pure delay). Each
+    replication starts empty and keeps every request, as a LoadGen run does.
+    """
+    from ..simulate import simulate
+
+    if contention == "auto":
+        contention = "shared" if len(Profile.load(profile_path).concurrency_levels) >= 2 else "none"
+    stages = (Stage("client overhead", overhead_s, 0.0, "deterministic", None),) if overhead_s > 0 else ()
+    scenario = Scenario(arrivals=Arrivals(rate=arrival_rate),
+                        service=Service(profile=str(profile_path), contention=contention),
+                        replicas=replicas, batching=Batching(batch_size, batch_timeout_s if batch_size > 1 else 0.0),
+                        post_stages=stages,
+                        run=Run(requests=requests, replications=replications, seed=seed, warmup="none"))
+    if order is not None:
+        return simulate_ordered(scenario, order, seed=seed, engine=engine)
+    return simulate(scenario, engine=engine, seed=seed)
+
+
+def _profile_overhead(profile: Profile) -> float:
+    """Client-side overhead (s) a calibrated profile carries, else 0."""
+    cal = profile.method.get("calibration") if isinstance(profile.method, dict) else None
+    v = cal.get("overhead_s") if isinstance(cal, dict) else None
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else 0.0
+
+
+def _cases_from_runs(config: ValidationConfig, runs: list[dict]) -> list[Case]:
+    cases: dict[tuple[int, float], Case] = {}
+    for item in runs:
+        if item["kind"] != "measurement":
+            continue
+        run: LiveRun = item["run"]
+        key = (item["replicas"], item["utilization"])
+        case = cases.setdefault(key, Case(item["replicas"], config.batch_size, item["utilization"]))
+        case.measured.append(run.summary.latency_ms())
+        case.arrival_rates.append(run.summary.arrival_rate)
+        case.repeats.append(item["repeat"])
+        case.summary_paths.append(str(run.summary_path))
+        case.loadavg.append(run.loadavg)
+        case.server.append(_server_stats(run, item["replicas"], config.batch_timeout_s))
+    return [cases[k] for k in sorted(cases)]
+
+
+def _server_stats(run: LiveRun, replicas: int, batch_timeout_s: float) -> dict:
+    """What the server saw in one run: effective service (all, after an idle worker, back to back),
+    busy fraction, mean batch size, enqueue → done mean, LoadGen's minus the server's mean latency."""
+    r = run.records
+    if r.n == 0:
+        return {"requests": 0}
+    eff = effective_batches(r, batch_timeout_s)
+    s, idle = eff["service_s"], eff["found_idle"]
+
+    def ms(x: np.ndarray) -> float | None:
+        return float(x.mean() * 1e3) if x.size else None
+
+    return {"requests": r.n, "batches": int(s.size), "effective_service_mean_ms": ms(s),
+            "effective_service_after_idle_ms": ms(s[idle]), "effective_service_back_to_back_ms": ms(s[~idle]),
+            "found_idle_fraction": float(idle.mean()), "model_call_mean_ms": ms(r.model_s),
+            "mean_batch_size": float(eff["batch_size"].mean()),
+            "busy_fraction": busy_fraction(r, replicas, batch_timeout_s),
+            "server_sojourn_mean_ms": ms(r.sojourn_s),
+            "client_overhead_mean_ms": run.summary.mean_ns / 1e6 - float(r.sojourn_s.mean() * 1e3)}
+
+
+def _measured_runs(runs: list[dict], case: Case) -> list[LiveRun]:
+    return [item["run"] for item in runs if item["kind"] == "measurement" and item["replicas"] == case.replicas
+            and item["utilization"] == case.utilization]
+
+
+def _replay(config: ValidationConfig, profile: Profile, case: Case, run: LiveRun, *, seed: int,
+            tmp: str) -> Result:
+    """Diagnostic, not a prediction: simulate a measured run with the service times measured inside the
+    server *during that run*. What remains of the error is the queue model's (i.i.d. service times,
+    contention at the start of service, a constant overhead), not the host's drift between runs."""
+    point = load_point(run.records, run.summary.mean_ns / 1e9, run.summary.arrival_rate, case.replicas,
+                       case.utilization or 0.0, config.batch_timeout_s)
+    rate = run.summary.arrival_rate
+    prof, overhead = calibrated_profile(profile, [point], rate)
+    path = Path(tmp) / f"replay_{case.replicas}_{case.utilization}_{seed}.json"
+    prof.save(path)
+    return predict(path, case.replicas, rate, batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
+                   overhead_s=overhead, requests=config.sim_requests, replications=config.sim_replications,
+                   seed=seed, engine=config.engine)
+
+
+def _calibration_point(config: ValidationConfig, runs: list[dict], case: Case, repeat: int) -> LoadPoint | None:
+    """The calibration run right before a measured run (same replicas, load and repeat) as a load point:
+    the nearest measurement in time, so the host's drift between runs matters least. None when
+    calibration is off."""
+    for item in runs:
+        if (item["kind"] == "calibration" and item["replicas"] == case.replicas
+                and item["utilization"] == case.utilization and item["repeat"] == repeat):
+            run: LiveRun = item["run"]
+            return load_point(run.records, run.summary.mean_ns / 1e9, run.summary.arrival_rate, case.replicas,
+                              case.utilization, config.batch_timeout_s,
+                              meta={"run": str(run.summary_path), "loadavg": run.loadavg,
+                                    "busy": busy_fraction(run.records, case.replicas, config.batch_timeout_s)})
+    return None
+
+
+def run_validation(config: ValidationConfig, outdir: str | os.PathLike, progress: Progress | None = print,
+                   in_child: bool = True) -> tuple[list[Case], dict]:
+    """Run the campaign, predict every measured run, and return the cases and the context of the run.
+
+    ``in_child``: run the live phase in a fresh (spawned) process, as a real server would be.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    if in_child:
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            live = pool.submit(_live_in_child, config, str(out), progress is not None).result()
+    else:
+        live = live_phase(config, str(out), progress)
+    return evaluate(config, live, out, progress)
+
+
+def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
+             progress: Progress | None = print) -> tuple[list[Case], dict]:
+    """Predict every measured run of a live phase's result and return the cases and their context."""
+    out = Path(outdir)
+    profile = Profile.from_dict(live["profile"], origin=str(out / "profile.json"))
+    profile_path = out / "profile.json"
+    profile.save(profile_path)
+    runs = live["runs"]
+    cases = _cases_from_runs(config, runs)
+    cal_dir = out / "profiles"
+    cal_dir.mkdir(exist_ok=True)
+    calibration_points: dict[int, list] = {}
+    _say(progress, "predicting")
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            iso, cal, ordered, points = [], [], [], []
+            for i, (rate, repeat) in enumerate(zip(case.arrival_rates, case.repeats)):
+                seed = config.seed + i
+                kw = dict(batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
+                          requests=config.sim_requests, replications=config.sim_replications, seed=seed,
+                          engine=config.engine)
+                # The profile's concurrency sweep ran threads of one process: it describes thread replicas
+                # (a shared GIL), not replica processes.
+                iso.append(predict(profile_path, case.replicas, rate,
+                                   contention="auto" if config.server == "thread" else "none", **kw))
+                point = _calibration_point(config, runs, case, repeat)
+                if point is not None:
+                    points.append(point)
+                    prof, overhead = calibrated_profile(profile, [point], rate)
+                    path = Path(tmp) / f"cal_{case.replicas}_{case.utilization}_{i}.json"
+                    prof.save(path)
+                    cal.append(predict(path, case.replicas, rate, overhead_s=overhead, **kw))
+                    if config.ordered:
+                        ordered.append(predict(path, case.replicas, rate, overhead_s=overhead, order=point.order(),
+                                               **kw))
+                    if i == 0:
+                        prof.save(cal_dir / f"calibrated_C{case.replicas}_b{config.batch_size}"
+                                            f"_rho{case.utilization:g}.json")
+            case.predictions["isolated"] = iso
+            if cal:
+                case.predictions["calibrated"] = cal
+            if ordered:
+                case.predictions["ordered"] = ordered
+            if config.replay:
+                case.predictions["replay"] = [
+                    _replay(config, profile, case, run, seed=config.seed + i, tmp=tmp)
+                    for i, run in enumerate(_measured_runs(runs, case))]
+            calibration_points.setdefault(case.replicas, []).extend(
+                {"arrival_rate": p.arrival_rate, "utilization": p.utilization, "mean_ms": p.mean() * 1e3,
+                 "busy": p.meta.get("busy"), "overhead_ms": p.overhead_s * 1e3, "slowdown": p.slowdown()}
+                for p in points)
+            _say(progress, _case_line(case))
+    context = {"config": _config_dict(config), "profile": str(profile_path),
+               "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
+               "calibration_points": calibration_points,
+               "loadavg_runs": [c.loadavg for c in cases]}
+    return cases, context
+
+
+def _config_dict(config: ValidationConfig) -> dict:
+    d = asdict(config)
+    d["batch_timeout_ms"] = d.pop("batch_timeout_s") * 1e3
+    return d
+
+
+def _case_line(case: Case) -> str:
+    parts = [f"C={case.replicas} rho={case.utilization if case.utilization is not None else '-'}"]
+    for row in case.rows():
+        errs = " ".join(f"{m}={row[f'{m}_error_pct']:+.1f}%" for m in case.predictions
+                        if math.isfinite(row.get(f"{m}_error_pct", math.nan)))
+        parts.append(f"{row['metric']} {row['measured_ms']:.2f} ms ({errs}; spread {row['spread_pct']:.1f}%)")
+    return "  " + "; ".join(parts)
+
+
+# -- offline: LoadGen summaries measured elsewhere ----------------------------------------------------
+def compare_summaries(summaries: list[tuple[str, LoadGenSummary]], profile_path: str | os.PathLike,
+                      replicas: int, *, batch_size: int = 1, batch_timeout_s: float = 0.0,
+                      overhead_s: float | None = None, requests: int = 50_000, replications: int = 4,
+                      seed: int = 0, engine: str = "auto") -> list[Case]:
+    """Predict each LoadGen summary at its measured arrival rate and compare.
+
+    Summaries with the same ``target_qps`` are repeats of one case (their spread is reported). The
+    client-side overhead defaults to the one a calibrated profile carries (0 for an isolated profile).
+    """
+    prof = Profile.load(profile_path)
+    if overhead_s is None:
+        overhead_s = _profile_overhead(prof)
+    groups: dict[float, Case] = {}
+    for path, s in summaries:
+        key = round(s.target_qps or s.arrival_rate, 3)
+        case = groups.setdefault(key, Case(replicas, batch_size, None))
+        case.measured.append(s.latency_ms())
+        case.arrival_rates.append(s.arrival_rate)
+        case.summary_paths.append(path)
+    mean_s = replica_service_mean(prof, replicas)
+    for case in groups.values():
+        case.utilization = round(float(np.mean(case.arrival_rates)) * mean_s / replicas, 4)
+        case.predictions["profile"] = [
+            predict(profile_path, replicas, rate, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
+                    overhead_s=overhead_s, requests=requests, replications=replications, seed=seed + i,
+                    engine=engine)
+            for i, rate in enumerate(case.arrival_rates)]
+    return [groups[k] for k in sorted(groups)]

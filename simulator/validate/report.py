@@ -1,0 +1,247 @@
+"""Write a validation's results: ``validation.csv``, ``validation.md``, ``validation.png``, ``validation.json``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .compare import ERROR_LIMITS, METRICS, SPREAD_MARGIN
+from .harness import Case
+
+__all__ = ["MODEL_LABELS", "table_rows", "write_report"]
+
+MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated profile",
+                "profile": "given profile", "replay": "replay (diagnostic)",
+                "ordered": "calibrated, measured order"}
+_BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
+                 "measured_ms", "measured_runs_ms", "spread_pct", "loadavg_1min_max")
+
+
+def table_rows(cases: list[Case]) -> list[dict]:
+    return [row for case in cases for row in case.rows()]
+
+
+def _models(rows: list[dict]) -> list[str]:
+    seen: list[str] = []
+    for row in rows:
+        for k in row:
+            if k.endswith("_error_pct") and k[: -len("_error_pct")] not in seen:
+                seen.append(k[: -len("_error_pct")])
+    return seen
+
+
+def _fmt(v: object, digits: int = 3) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.{digits}f}"
+    if isinstance(v, list):
+        return ";".join(_fmt(x, digits) for x in v)
+    return str(v)
+
+
+def _csv(rows: list[dict]) -> str:
+    models = _models(rows)
+    cols = list(_BASE_COLUMNS)
+    for m in models:
+        cols += [f"{m}_ms", f"{m}_error_pct", f"{m}_meets_limit", f"{m}_meets_spread"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for row in rows:
+        w.writerow([_fmt(row.get(c), 4) for c in cols])
+    return buf.getvalue()
+
+
+def _score(rows: list[dict], model: str) -> dict:
+    """Worst |error| per metric, and how many cells meet each part of the goal."""
+    worst = {}
+    for metric in METRICS:
+        errs = [abs(r[f"{model}_error_pct"]) for r in rows if r["metric"] == metric
+                and math.isfinite(r.get(f"{model}_error_pct", math.nan))]
+        worst[metric] = max(errs) if errs else math.nan
+    cells = [r for r in rows if f"{model}_error_pct" in r]
+    return {"worst_abs_error_pct": worst, "cells": len(cells),
+            "meet_limit": sum(bool(r[f"{model}_meets_limit"]) for r in cells),
+            "meet_spread": sum(bool(r[f"{model}_meets_spread"]) for r in cells),
+            "spread_unknown": sum(r[f"{model}_meets_spread"] is None for r in cells),
+            "meet_both": sum(_ok(r, model) for r in cells)}
+
+
+def _ok(row: dict, model: str) -> bool:
+    """Within the limit, and within spread + margin where the spread is known."""
+    return bool(row[f"{model}_meets_limit"]) and row[f"{model}_meets_spread"] is not False
+
+
+def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
+    models = _models(rows)
+    lines = ["# Validation: predicted vs measured latency under MLPerf LoadGen", ""]
+    if command:
+        lines += ["Reproduce with:", "", "```", command, "```", ""]
+    for key, label in (("started_at", "Started (UTC)"), ("finished_at", "Finished (UTC)"),
+                       ("machine", "Machine"), ("versions", "Software"),
+                       ("loadavg_before", "Load average before (1/5/15 min)"),
+                       ("loadavg_after", "Load average after (1/5/15 min)"), ("profile", "Profile"),
+                       ("isolated_mean_ms", "Isolated serving-path mean service time with C requests in flight "
+                                             "(the profile's concurrency sweep, threads of one process)"),
+                       ("mode", "Mode")):
+        value = context.get(key)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"C={k}: {_fmt(v)} ms" for k, v in value.items())
+        elif isinstance(value, float):
+            value = _fmt(value)
+        lines.append(f"- {label}: {value}")
+    lines.append("")
+    lines += ["Error = (predicted − measured) / measured, measured = mean over the real runs. Spread = largest "
+              "deviation of one real run from that mean. Goal: |error| ≤ "
+              + ", ".join(f"{m} {ERROR_LIMITS[m]:g}%" for m in METRICS)
+              + f", and |error| ≤ spread + {SPREAD_MARGIN:g} points.", ""]
+    for m in models:
+        s = _score(rows, m)
+        worst = ", ".join(f"{k} {_fmt(v, 1)}%" for k, v in s["worst_abs_error_pct"].items())
+        spread_part = (f"within spread + {SPREAD_MARGIN:g} {s['meet_spread']}/{s['cells']}"
+                       if not s["spread_unknown"] else "spread unknown (one run per load)")
+        lines.append(f"- **{MODEL_LABELS.get(m, m)}**: worst |error| {worst}; cells within the limits "
+                     f"{s['meet_limit']}/{s['cells']}, {spread_part}, goal met {s['meet_both']}/{s['cells']}")
+    lines.append("")
+    head = ["C", "batch", "ρ target (busy)", "λ (req/s)", "metric", "measured ms (runs)", "spread %"]
+    for m in models:
+        head += [f"{MODEL_LABELS.get(m, m)} ms", "error %", "goal"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for r in rows:
+        runs = ", ".join(_fmt(v, 2) for v in r["measured_runs_ms"])
+        busy = f" ({_fmt(r.get('measured_busy'), 2)})" if r.get("measured_busy") is not None else ""
+        cells = [str(r["replicas"]), str(r["batch_size"]),
+                 (_fmt(r["utilization"], 2) if r["utilization"] else "") + busy,
+                 _fmt(r["arrival_rate"], 1), r["metric"], f"{_fmt(r['measured_ms'], 3)} ({runs})",
+                 _fmt(r["spread_pct"], 1) or "n/a"]
+        for m in models:
+            if r.get(f"{m}_unstable"):
+                cells += ["unstable (ρ ≥ 1)", "n/a", "MISS"]
+                continue
+            cells += [_fmt(r[f"{m}_ms"], 3), _fmt(r[f"{m}_error_pct"], 1) if math.isfinite(r[f"{m}_error_pct"])
+                      else "n/a", "ok" if _ok(r, m) else "MISS"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if context.get("method"):
+        lines += ["## Method", "", context["method"].strip(), ""]
+    if context.get("mode", "").startswith("live"):
+        lines += ["## Files", "",
+                  "`validation.csv` (this table), `validation.json` (every prediction's full Result, server "
+                  "statistics per run, load averages), `validation.png`, `profile.json` (the isolated "
+                  "serving-path profile), `profiles/calibrated_*.json` (service times under load of each "
+                  "load's first repeat, usable with `simulate --profile`), "
+                  "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
+                  "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
+    if context.get("calibration_points"):
+        lines += ["## Calibration runs (one short live run before each measured run)", ""]
+        lines.append("| C | ρ | λ (req/s) | busy fraction | effective service mean (ms) | client overhead (ms) | "
+                     "slowdown by busy workers |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for c, pts in sorted(context["calibration_points"].items(), key=lambda kv: int(kv[0])):
+            for p in pts:
+                slow = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(p["slowdown"].items()))
+                lines.append(f"| {c} | {p['utilization']:g} | {p['arrival_rate']:.1f} | {_fmt(p.get('busy'))} | "
+                             f"{p['mean_ms']:.3f} | {p['overhead_ms']:.3f} | {slow} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict]) -> bytes:
+    """Top: latencies (measured mean and runs, predictions), log scale. Bottom: errors in percent, with
+    the goal's limit (dashed) and the real runs' spread + 5 points (grey band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = _models(rows)
+    fig, axes = plt.subplots(2, len(METRICS), figsize=(4.4 * len(METRICS), 8.0), sharex="col",
+                             gridspec_kw={"height_ratios": [3, 2]})
+    markers = {"calibrated": ("o", "tab:blue"), "isolated": ("x", "tab:orange"), "profile": ("s", "tab:green"),
+               "replay": ("+", "tab:gray"), "ordered": ("v", "tab:purple")}
+    width = 0.8 / max(len(models), 1)
+    for col, metric in enumerate(METRICS):
+        ax, ax_err = axes[0, col], axes[1, col]
+        sel = [r for r in rows if r["metric"] == metric]
+        labels = [f"C{r['replicas']} ρ{r['utilization']:g}" if r["utilization"] else f"{r['arrival_rate']:.0f}/s"
+                  for r in sel]
+        xs = np.arange(len(sel))
+        for x, r in zip(xs, sel):
+            runs = r["measured_runs_ms"]
+            ax.plot([x] * len(runs), runs, "_", color="black", markersize=10)
+            sp = r["spread_pct"]
+            if sp is not None and math.isfinite(sp):
+                ax_err.fill_between([x - 0.45, x + 0.45], -(sp + SPREAD_MARGIN), sp + SPREAD_MARGIN,
+                                    color="0.85", zorder=0)
+        ax.plot(xs, [r["measured_ms"] for r in sel], "D", color="black", label="measured: mean (◆), each run (—)")
+        for i, m in enumerate(models):
+            mk, colr = markers.get(m, ("^", "tab:red"))
+            ax.plot(xs, [r[f"{m}_ms"] for r in sel], mk, color=colr, label=MODEL_LABELS.get(m, m), alpha=0.85)
+            errs = np.array([r[f"{m}_error_pct"] for r in sel], dtype=float)
+            ax_err.bar(xs - 0.4 + width * (i + 0.5), np.clip(np.nan_to_num(errs, nan=0.0), -100, 100), width,
+                       color=colr, alpha=0.85)
+        limit = ERROR_LIMITS.get(metric, 15.0)
+        for y in (-limit, limit):
+            ax_err.axhline(y, color="black", linestyle="--", linewidth=0.8)
+        ax_err.axhline(0, color="black", linewidth=0.6)
+        ax.set_yscale("log")
+        ax.margins(x=0.15)
+        ax.set_title(f"{metric} latency (ms)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax_err.set_ylim(-100, 100)
+        ax_err.set_ylabel("error % (clipped at ±100)" if col == 0 else "")
+        ax_err.set_xticks(xs)
+        ax_err.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+        ax_err.grid(True, axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    axes[1, 0].set_title("error: -- goal limit, grey = real spread + 5", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(cases: list[Case], context: dict, outdir: str | os.PathLike,
+                 command: str | None = None) -> dict[str, Path]:
+    """Write the table (CSV, Markdown), the plot and a JSON of everything; return the paths."""
+    out = Path(outdir)
+    rows = table_rows(cases)
+    models = _models(rows)
+    paths = {"csv": out / "validation.csv", "markdown": out / "validation.md", "plot": out / "validation.png",
+             "json": out / "validation.json"}
+    atomic_write_text(paths["csv"], _csv(rows))
+    atomic_write_text(paths["markdown"], _markdown(rows, context, command))
+    atomic_write_bytes(paths["plot"], _plot(rows))
+    doc = {"command": command, "context": {k: v for k, v in context.items() if k != "method"},
+           "scores": {m: _score(rows, m) for m in models}, "rows": rows,
+           "predictions": [{"replicas": c.replicas, "utilization": c.utilization, "arrival_rates": c.arrival_rates,
+                            "summaries": c.summary_paths, "server": c.server,
+                            "results": {m: [r.to_dict() for r in rs] for m, rs in c.predictions.items()}}
+                           for c in cases]}
+    atomic_write_json(paths["json"], _json_safe(doc))
+    return paths
+
+
+def _json_safe(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        return _json_safe(obj.item())
+    return obj

@@ -1,0 +1,76 @@
+"""The harness's prediction side on a synthetic 'real' system whose truth is known.
+
+A single-server FCFS queue with i.i.d. gamma service times and Poisson arrivals is run by the Lindley
+recursion; its timestamps play the server's records and its latencies (plus a constant client overhead)
+play LoadGen's summary. Calibrating on one such run and predicting another must recover the latencies:
+any error beyond sampling noise would be the harness's (effective service, overhead, pairing), not the
+host's. Tolerances: 20 000 requests per run give p99 a sampling error of a few percent; 10 % is the
+goal of the live validation for mean/p50/p90 and 15 % for p99.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator.profiles import Profile
+from simulator.validate.harness import ValidationConfig, evaluate
+from simulator.validate.loadgen import LiveRun, RunSettings
+from simulator.validate.server import ServerRecords
+from simulator.validate.summary import parse_summary
+from tests.conftest import make_profile_dict
+from tests.unit.test_validate_summary import SUMMARY
+
+OVERHEAD_S = 0.0003
+
+
+def _run(rate: float, n: int, seed: int, tmp: Path, label: str) -> LiveRun:
+    rng = np.random.default_rng(seed)
+    enq = np.cumsum(rng.exponential(1 / rate, n))
+    service = rng.gamma(4.0, 0.0005, n)  # mean 2 ms, cv 0.5
+    done = np.empty(n)
+    free = 0.0
+    for i in range(n):
+        free = max(free, enq[i]) + service[i]
+        done[i] = free
+    started = done - service
+    rec = ServerRecords(enq, started, done, done, np.ones(n, np.int64), np.ones(n, np.int64), np.zeros(n, np.int64))
+    lat_ns = (done - enq + OVERHEAD_S) * 1e9
+    text = SUMMARY.replace("Scheduled samples per second : 296.86", f"Scheduled samples per second : {rate:.2f}")
+    text = text.replace("Mean latency (ns)               : 1460667",
+                        f"Mean latency (ns)               : {lat_ns.mean():.0f}")
+    for pct, old in (("50.00", "1224099"), ("90.00", "2181488"), ("95.00", "2667716"), ("97.00", "2991921"),
+                     ("99.00", "3530071"), ("99.90", "4561556")):
+        text = text.replace(f"{pct} percentile latency (ns)   : {old}",
+                            f"{pct} percentile latency (ns)   : {np.quantile(lat_ns, float(pct) / 100):.0f}")
+    path = tmp / label / "mlperf_log_summary.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return LiveRun(RunSettings(rate, n / rate), parse_summary(text), path, rec, n / rate, {"end": [0.1, 0.1, 0.1]})
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+def test_calibration_recovers_a_known_queue(tmp_path, rho):
+    rate = rho / 0.002
+    rng = np.random.default_rng(1)
+    profile = Profile.from_dict(make_profile_dict({1: rng.gamma(4.0, 0.0004, 2000)}))  # isolated: 20 % faster
+    runs = []
+    for r in range(2):
+        for kind, seed in (("calibration", 10 + r), ("measurement", 20 + r)):
+            label = f"repeat{r + 1}" + ("-calibration" if kind == "calibration" else "")
+            runs.append({"kind": kind, "replicas": 1, "utilization": rho, "repeat": r, "label": label,
+                         "run": _run(rate, 20_000, seed, tmp_path, label)})
+    config = ValidationConfig("zoo:synthetic", replicas=(1,), utilizations=(rho,), repeats=2, ordered=False,
+                              sim_requests=50_000, sim_replications=4)
+    cases, ctx = evaluate(config, {"profile": profile.to_dict(), "runs": runs}, tmp_path, progress=None)
+    rows = {row["metric"]: row for row in cases[0].rows()}
+    for metric, limit in (("mean", 10), ("p50", 10), ("p90", 10), ("p99", 15)):
+        assert abs(rows[metric]["calibrated_error_pct"]) < limit, (metric, rows[metric])
+        assert abs(rows[metric]["replay_error_pct"]) < limit, (metric, rows[metric])
+    # the isolated profile is 20 % too fast: it must predict too low
+    assert rows["mean"]["isolated_error_pct"] < -15
+    point = ctx["calibration_points"][1][0]
+    assert point["overhead_ms"] == pytest.approx(OVERHEAD_S * 1e3, rel=0.02)
+    assert point["mean_ms"] == pytest.approx(2.0, rel=0.05)
