@@ -191,7 +191,7 @@ def default_catalog_path() -> Path:
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Read and validate a catalog TOML file (see the module docstring for the format)."""
-    p = Path(path) if path is not None else default_catalog_path()
+    p = (Path(path) if path is not None else default_catalog_path()).resolve()
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
