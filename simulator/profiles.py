@@ -14,7 +14,11 @@ Layout (schema 1.x)::
      "device": {"kind": "cpu"|"gpu"|"tpu", "name", "cores", "threads", "framework_versions", ...},
      "measured_at": "2026-11-27T18:00:00Z",
      "method": {"path": "bare"|"serving"|"csv"|"published", "warmup", "stopping_rule", ...},
-     "points": [{"batch_size": 1, "concurrency": 1, "samples_s": [0.0041, ...]}, ...]}
+     "points": [{"batch_size": 1, "concurrency": 1, "samples_s": [0.0041, ...]}, ...],
+     "under_load": {"client_overhead_s": ..., "load_factors": [...]}}   # optional, schema 1.1
+
+``under_load`` (optional, written by the validation harness) says how the model behaves inside a live
+server under load: see :mod:`simulator.under_load`.
 
 A published point may give ``mean_s`` (and an assumed ``cv``, stated in the file) instead of raw
 samples; it is then modelled as a gamma distribution with that mean and CV (deterministic if cv = 0).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,7 @@ import numpy as np
 
 from .errors import ProfileError
 from .io import atomic_write_json
+from .under_load import UnderLoad, parse_under_load
 
 SCHEMA_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
@@ -113,7 +119,7 @@ class Profile:
         if not isinstance(data, dict):
             raise ProfileError(f"{where}: top level must be a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
-        if not isinstance(version, str) or not version.split(".")[0].isdigit():
+        if not isinstance(version, str) or not re.fullmatch(r"[0-9]+(\.[0-9]+)*", version):
             raise ProfileError(f"{where}: schema_version must be a string like '1.0', got {version!r}")
         major = int(version.split(".")[0])
         if major != SUPPORTED_MAJOR:
@@ -143,6 +149,7 @@ class Profile:
             raise ProfileError(f"{where}: duplicate (batch_size, concurrency) points")
         if not any(p.concurrency == 1 for p in points):
             raise ProfileError(f"{where}: at least one point must have concurrency 1")
+        parse_under_load(data.get("under_load"), where)
         return cls(data, points, origin)
 
     # -- contract ------------------------------------------------------------------------------------
@@ -165,6 +172,11 @@ class Profile:
     @property
     def method(self) -> dict:
         return self._data["method"]
+
+    @property
+    def under_load(self) -> UnderLoad | None:
+        """What the profile says about service under live load (None for isolated measurements)."""
+        return parse_under_load(self._data.get("under_load"), f"profile {self.origin!r}")
 
     @property
     def measured_at(self) -> str | None:

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import InputError, UnstableSystemError
 from .montecarlo import BREAKDOWN_KEYS, run_replications, summarize
+from .replication import ReplicationSummary
 from .result import LATENCY_KEYS, PERCENTILES, Result
-from .scenario import Scenario, Service
+from .scenario import Scenario, Service, Stage
 from .service import PARAMETRIC, ServiceModel
+from .under_load import OVERHEAD_STAGE, scale_model
 from .validation import check_choice, check_integer
 from .variates import draw_variates, streams
 from .workload import load_trace, mean_rate
 
-__all__ = ["ENGINES", "analytic_reference", "make_service_model", "simulate", "stability"]
+__all__ = ["ENGINES", "analytic_reference", "make_service_model", "simulate", "split_constant_delays", "stability"]
 
 ENGINES = ("auto", "simpy", "fast", "analytic")
 SIMPY_MAX_REQUESTS = 2_000_000   # per replication: above it only the streaming fast engine runs
@@ -47,6 +49,9 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
         prof = Profile.load(svc.profile)
         model = ServiceModel.from_profile(prof, max_batch=big_b)
         has_sweep = len(prof.concurrency_levels) >= 2 and model.slowdown.size > 2
+        under = prof.under_load
+        if under is not None and under.rates:
+            model = scale_model(model, under.factor(_per_replica_rate(scenario)))
     else:
         model = ServiceModel.parametric(svc.mean_s, svc.effective_cv, svc.dist, batch_time=svc.batch_time,
                                         max_batch=big_b)
@@ -57,6 +62,69 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
         raise InputError("contention 'shared' needs a profile with a concurrency sweep "
                          "(simulator profile ... --concurrency 1,2,4); use contention 'none' or 'auto'")
     return model
+
+
+def _per_replica_rate(scenario: Scenario) -> float | None:
+    """λ·(1 − expected hit ratio) / replicas: the load one replica sees (None for a trace, whose rate
+    and keys are only known from the file)."""
+    if scenario.arrivals.process == "trace" or scenario.arrivals.rate is None:
+        return None
+    replicas = sum(p.replicas for p in scenario.pools) if scenario.pools else scenario.replicas
+    return mean_rate(scenario.arrivals) * (1.0 - float(_expected_hit_ratio(scenario))) / replicas
+
+
+# -- pure delays -------------------------------------------------------------------------------------
+def _is_pure_delay(stage: Stage) -> bool:
+    return stage.servers is None and (stage.dist == "deterministic" or stage.cv == 0.0)
+
+
+def _profile_overhead(scenario: Scenario) -> float:
+    """Client-side overhead (s) that the scenario's profile carries in its ``under_load`` block, else 0."""
+    svc = scenario.service
+    if svc is None or svc.profile is None:
+        return 0.0
+    from .profiles import Profile
+
+    under = Profile.load(svc.profile).under_load
+    return under.client_overhead_s if under is not None else 0.0
+
+
+def split_constant_delays(scenario: Scenario) -> tuple[Scenario, float, list[str]]:
+    """(the scenario without its constant pure delays, their total in seconds, notes).
+
+    A stage with unlimited workers and a constant time, like the client-side overhead a profile measured
+    under load carries (:mod:`simulator.under_load`), delays every request by the same amount and
+    changes nothing else, so it is added to every latency instead of being simulated: exact, and within
+    every engine's features. With a request timeout the stages are simulated (a pre-stage delays the
+    timeout's clock).
+    """
+    overhead = _profile_overhead(scenario)
+    if scenario.request_timeout_s is not None:
+        if overhead > 0:
+            stage = Stage(OVERHEAD_STAGE, overhead, 0.0, "deterministic", None)
+            scenario = replace(scenario, post_stages=(*scenario.post_stages, stage))
+        return scenario, 0.0, []
+    pure = [st for st in (*scenario.pre_stages, *scenario.post_stages) if _is_pure_delay(st)]
+    if not pure and overhead <= 0:
+        return scenario, 0.0, []
+    core = replace(scenario, pre_stages=tuple(st for st in scenario.pre_stages if not _is_pure_delay(st)),
+                   post_stages=tuple(st for st in scenario.post_stages if not _is_pure_delay(st)))
+    shift = overhead + sum(st.mean_s for st in pure)
+    parts = [f"{st.name!r} {st.mean_s * 1e3:.4g} ms" for st in pure]
+    if overhead > 0:
+        parts.append(f"the profile's client-side overhead {overhead * 1e3:.4g} ms")
+    return core, shift, [f"constant delays added to every latency: {', '.join(parts)}"]
+
+
+def _shifted(summary: ReplicationSummary, shift: float) -> ReplicationSummary:
+    """A replication's figures with every latency ``shift`` seconds longer (a pure delay)."""
+    if shift == 0.0:
+        return summary
+    breakdown = dict(summary.breakdown)
+    breakdown["stages"] = breakdown.get("stages", 0.0) + shift
+    return replace(summary, latency_mean=summary.latency_mean + shift,
+                   quantiles={q: v + shift for q, v in summary.quantiles.items()}, breakdown=breakdown,
+                   little_l=summary.little_l + summary.throughput * shift)
 
 
 # -- stability ---------------------------------------------------------------------------------------
@@ -233,12 +301,14 @@ def _mixture_quantile(m, h: float, hit_latency: float, q: float) -> float | None
 
 
 def _analytic_figures(scenario: Scenario, model: ServiceModel) -> dict:
+    scenario, shift, delay_notes = split_constant_delays(scenario)
     m, h, notes = _analytic_model(scenario, model)
+    notes = [*notes, *delay_notes]
     hl = scenario.cache.hit_latency_s
-    lat = {"mean": (h * hl + (1.0 - h) * m.sojourn_mean) * 1e3}
+    lat = {"mean": (h * hl + (1.0 - h) * m.sojourn_mean + shift) * 1e3}
     for key, q in PERCENTILES.items():
         v = _mixture_quantile(m, h, hl, q)
-        lat[key] = None if v is None else v * 1e3
+        lat[key] = None if v is None else (v + shift) * 1e3
     exact = bool(m.exact) and (not scenario.cache.enabled or scenario.cache.policy == "lfu")
     if scenario.cache.enabled and scenario.cache.policy == "lfu":
         notes.append("perfect-LFU hit ratio (the simulated LFU inserts every miss, so one slot churns)")
@@ -319,6 +389,8 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
     check_choice("engine", engine, ENGINES)
     run = scenario.run
     seed = run.seed if seed is None else check_integer("seed", seed, minimum=0, maximum=2**63 - 1)
+    full = scenario
+    scenario, shift, delay_notes = split_constant_delays(scenario)
     model = make_service_model(scenario)
     trace = load_trace(scenario.arrivals.trace) if scenario.arrivals.process == "trace" else None
     if engine == "analytic":
@@ -334,7 +406,8 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         notes.append(f"offered load exceeds capacity (rho = {st.utilization:.4g}); the queue limit / "
                      "request timeout keeps the system finite")
     if name == "analytic":
-        return _analytic_result(scenario, model, lam, st.offered_load, seed, notes)
+        return _analytic_result(full, model, lam, st.offered_load, seed, notes)
+    notes += delay_notes
 
     n = run.requests
     fast = _fast_module() if name == "fast" else None
@@ -351,7 +424,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
 
     def replicate(seed_seq):
         if streaming:
-            return fast.run_streaming(scenario, model, n, seed_seq, trace=trace)
+            return _shifted(fast.run_streaming(scenario, model, n, seed_seq, trace=trace), shift)
         rngs = streams(seed_seq)
         variates = draw_variates(scenario, model, n, rngs, trace=trace)
         if fast is not None:
@@ -359,7 +432,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         else:
             from .des import run_replication
             out = run_replication(scenario, model, variates, rngs)
-        return summarize(out, run)
+        return _shifted(summarize(out, run), shift)
 
     t0 = time.perf_counter()
     # The compiled kernels release the GIL: replications run on all cores, identical to a serial run.
@@ -368,7 +441,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
     wall = time.perf_counter() - t0
     rule = run.warmup if run.warmup == "mser5" and not streaming else (
         "none" if run.warmup == "none" else f"fraction {run.warmup_fraction:g}")
-    return _result(scenario, name, st, seed, mc, wall, rule, notes + list(model.notes) + mc.notes, model)
+    return _result(full, name, st, seed, mc, wall, rule, notes + list(model.notes) + mc.notes, model)
 
 
 def _fast_workers() -> int:

@@ -213,15 +213,17 @@ def format_plan(doc: dict) -> str:
                          f"difference {acc.get('max_rel_diff', float('nan')):.3g}); restrict --variants if that matters")
         if rec["source"] == "published":
             lines.append(f"  note: service times from PUBLISHED figures, not measured here: {rec['citation']}")
+    hw_w = max([14] + [len(h["hardware"]) + 2 for h in doc["per_hardware"]])
+    var_w = max([14] + [len(h.get("variant") or "") + 2 for h in doc["per_hardware"]])
     lines += ["", "per hardware (cheapest passing configuration):",
-              f"  {'hardware':<14}{'kind':<5}{'variant':<14}{'src':<10}{'repl':>5}{'batch':>8}{'cache':>12}"
+              f"  {'hardware':<{hw_w}}{'kind':<5}{'variant':<{var_w}}{'src':<10}{'repl':>5}{'batch':>8}{'cache':>12}"
               f"{'$/h':>9}{'$/month':>10}{'$/M req':>9}{'p99 ms':>9}{'capacity':>10}{'headroom':>9}"]
     for h in doc["per_hardware"]:
         if not h.get("meets_slo"):
-            lines.append(f"  {h['hardware']:<14}{h['kind']:<5}{h.get('note', '')}")
+            lines.append(f"  {h['hardware']:<{hw_w}}{h['kind']:<5}{h.get('note', '')}")
             continue
         batch = f"{h['batch_size']}/{h['batch_timeout_ms']:g}" if h["batch_size"] > 1 else "1"
-        lines.append(f"  {h['hardware']:<14}{h['kind']:<5}{h['variant']:<14}{h['source']:<10}{h['replicas']:>5}"
+        lines.append(f"  {h['hardware']:<{hw_w}}{h['kind']:<5}{h['variant']:<{var_w}}{h['source']:<10}{h['replicas']:>5}"
                      f"{batch:>8}{(h['cache'] or '-'):>12}{h['cost_per_hour']:>9.3f}{h['monthly_cost']:>10,.0f}"
                      f"{h['cost_per_million_requests']:>9.3f}{_f(h['p99_ms'], '{:.2f}'):>9}"
                      f"{_f(h.get('capacity_rps'), '{:.0f}'):>10}{_f(h.get('headroom'), '{:+.0%}'):>9}")

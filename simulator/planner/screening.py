@@ -13,7 +13,10 @@ For a configuration (service model, batching, cache) at arrival rate λ:
   batching it is the better of two approximations: no batch ever forms (batch-1 G/G/c plus the timeout)
   and every batch is full (G/G/c of batches arriving at λ/B with SCV c_a²/B, service E[S(B)], plus the
   timeout). The estimate only *guides* the search (the upper end of the replica bracket); where it is
-  not exact the simulation decides.
+  not exact the simulation decides;
+* a profile measured under load (:mod:`simulator.under_load`) scales the service times by its factor at
+  the per-replica miss rate and adds its client-side overhead to every latency, as ``simulate`` does;
+  the lower bound then assumes the smallest factor, so that it stays a proof.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from ..analytic.mmc import mmc
 from ..errors import UnstableSystemError
 from ..profiles import Profile
 from ..service import ServiceModel
+from ..under_load import UnderLoad
 from .catalog import ServiceSpec
 
-__all__ = ["Screen", "hit_ratio", "service_model"]
+__all__ = ["Screen", "hit_ratio", "service_model", "under_load"]
 
 
 @lru_cache(maxsize=64)
@@ -63,6 +67,16 @@ def service_model(spec: ServiceSpec, max_batch: int) -> ServiceModel:
     return model
 
 
+def under_load(spec: ServiceSpec) -> UnderLoad | None:
+    """The ``under_load`` block of the spec's profile (None for parametric specs and isolated profiles)."""
+    if spec.profile_path is None:
+        return None
+    key = ("under_load", spec.key(), spec.profile_path)
+    if key not in _MODELS:
+        _MODELS[key] = Profile.load(spec.profile_path).under_load
+    return _MODELS[key]
+
+
 @dataclass
 class Screen:
     """Closed-form view of one configuration at one arrival rate (seconds, requests/s).
@@ -85,6 +99,8 @@ class Screen:
         SCV of the inter-arrival times (1 for Poisson).
     exact_mmc : bool
         The configuration is exactly M/M/c (exponential service, Poisson arrivals, no batching, no cache).
+    under : UnderLoad or None
+        What the profile measured under load: service-time factors by per-replica rate, client overhead.
     """
 
     model: ServiceModel
@@ -96,6 +112,15 @@ class Screen:
     hit_latency_s: float = 0.0
     arrival_scv: float = 1.0
     exact_mmc: bool = False
+    under: UnderLoad | None = None
+
+    def factor(self, replicas: int) -> float:
+        """Service-time multiplier at this load on ``replicas`` replicas (1 for an isolated profile)."""
+        return self.under.factor(self.miss_rate / replicas) if self.under is not None else 1.0
+
+    @property
+    def overhead_s(self) -> float:
+        return self.under.client_overhead_s if self.under is not None else 0.0
 
     @property
     def miss_rate(self) -> float:
@@ -105,7 +130,8 @@ class Screen:
     def per_replica_capacity(self) -> float:
         """Most requests/s one replica can serve (full batches of the most efficient size)."""
         n = np.arange(1, self.batch_size + 1)
-        return float(np.max(n / self.model.means[1:self.batch_size + 1]))
+        fastest = self.under.min_factor if self.under is not None else 1.0
+        return float(np.max(n / (self.model.means[1:self.batch_size + 1] * fastest)))
 
     @property
     def min_replicas(self) -> int:
@@ -130,17 +156,18 @@ class Screen:
         """Estimated SLO-percentile latency (s) with ``replicas`` replicas; inf when unstable."""
         q = self.miss_quantile
         if q is None or self.miss_rate <= 0:
-            return self.hit_latency_s
+            return self.hit_latency_s + self.overhead_s
         if replicas < self.min_replicas:
             return math.inf
-        m1 = self.model.mean(1)
+        f = self.factor(replicas)
+        m1 = self.model.mean(1) * f
         est = self._queue(self.miss_rate, replicas, m1, self.model.scv(1), self.arrival_scv, q) + self.timeout_s
         if self.batch_size > 1:
             b = self.batch_size
-            full = self._queue(self.miss_rate / b, replicas, self.model.mean(b), self.model.scv(b),
+            full = self._queue(self.miss_rate / b, replicas, self.model.mean(b) * f, self.model.scv(b),
                                self.arrival_scv / b, q) + self.timeout_s
             est = min(est, full)
-        return max(est, self.hit_latency_s)
+        return max(est, self.hit_latency_s) + self.overhead_s
 
     def _queue(self, lam: float, c: int, mean: float, scv: float, ca2: float, q: float) -> float:
         if lam * mean / c >= 1.0:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import InputError
 from ..scenario import Arrivals, Batching, Cache, Run, Scenario
 from .catalog import ServiceSpec
-from .screening import Screen, hit_ratio, service_model
+from .screening import Screen, hit_ratio, service_model, under_load
 from .space import Config, config_seed
 
 __all__ = ["CapacityTask", "Evaluator", "Point", "SearchOutcome", "SearchTask", "Settings", "find_capacity",
@@ -194,7 +194,8 @@ class Evaluator:
     def screen(self, rate: float) -> Screen:
         s = self.settings
         return Screen(self.model, rate, s.quantile, self.config.batch_size, self.config.batch_timeout_ms * 1e-3,
-                      self.hit, s.cache_hit_s if self.config.cache else 0.0, s.arrival_scv, self.exact_mmc)
+                      self.hit, s.cache_hit_s if self.config.cache else 0.0, s.arrival_scv, self.exact_mmc,
+                      under_load(self.spec))
 
     def scenario(self, replicas: int, rate: float) -> Scenario:
         s, c = self.settings, self.config
@@ -222,7 +223,8 @@ class Evaluator:
             p = scr.p99(replicas)
             ms = p * 1e3 if math.isfinite(p) else None
             ok = ms is not None and p <= self.settings.slo_s
-            util = scr.miss_rate * self.model.mean(1) / replicas if self.config.batch_size == 1 else None
+            util = (scr.miss_rate * self.model.mean(1) * scr.factor(replicas) / replicas
+                    if self.config.batch_size == 1 else None)
             return Point(replicas, rate, self.judge, ms is not None, ok, ms, [ms, ms] if ms is not None else None,
                          utilization=util, hit_ratio=self.hit)
         return self._simulate(replicas, rate)

@@ -60,13 +60,32 @@ JOBS = (
 
 DEFAULT_JOB = JOBS[0]
 
+# GPU set (PyTorch, ``--set gpu``): GPUs are bought for batching, so the batch sweep goes to 64; fp16 is the
+# variant a GPU server runs (tensor cores), fp32 shows what it gains. Eager PyTorch is what a plain PyTorch
+# model server runs, and for these small models it is bound by the CPU launching kernels; the
+# ``-cudagraph`` variants capture each batch size once as a CUDA graph and replay it, closer to a
+# compiled engine (TensorRT, torch.compile's reduce-overhead). Points get 2.5-3 s each (a GPU call
+# takes ~0.3-30 ms, so >= 100 samples even at batch 64) so that the whole set fits a short device lease.
+GPU_BATCHES = "1,2,4,8,16,32,64"
+GPU_MODELS = ("mobilenet_v2", "resnet50", "transformer_small")
+GPU_JOBS = tuple(
+    Job(model, variant, f"{variant}.json", concurrency="1,2" if model == "mobilenet_v2" else "1",
+        batch_sizes=GPU_BATCHES, max_seconds=3.0)
+    for model in GPU_MODELS for variant in ("fp16", "fp32")) + tuple(
+    Job(model, variant, f"{variant}.json", batch_sizes=GPU_BATCHES, max_seconds=2.5)
+    for model in GPU_MODELS for variant in ("fp16-cudagraph", "fp32-cudagraph"))
+JOB_SETS = {"cpu": JOBS, "gpu": GPU_JOBS}
+
 
 def job_command(job: Job, output: Path, args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, "-m", "simulator", "profile", f"zoo:{job.model}", "--output", str(output),
            "--variant", job.variant, "--batch-sizes", job.batch_sizes, "--concurrency", job.concurrency,
            "--min-samples", str(args.min_samples), "--max-samples", str(args.max_samples),
            "--max-seconds", str(job.max_seconds or args.max_seconds),
-           "--rel-ci", str(args.rel_ci), "--accuracy-examples", str(args.accuracy_examples)]
+           "--rel-ci", str(args.rel_ci), "--accuracy-examples", str(args.accuracy_examples),
+           "--backend", args.backend]
+    if args.batch_sizes:
+        cmd[cmd.index("--batch-sizes") + 1] = args.batch_sizes
     return cmd + (["--serving-path"] if job.serving_path else [])
 
 
@@ -95,22 +114,36 @@ def summary_rows(device_dir: Path) -> list[dict]:
 def write_readme(device_dir: Path) -> Path:
     """Write ``README.md`` in ``device_dir``: how the profiles were made and what they hold."""
     from ..io import atomic_write_text
+    from ..profiles import Profile
 
     rows = summary_rows(device_dir)
     keys = sorted({k for r in rows for k in r["means_ms"]}, key=lambda k: (int(k[1:].split("c")[0]), k))
+    first = Profile.load(sorted(device_dir.glob("*/*.json"))[0]) if rows else None
+    device = first.device if first is not None else device_info()
+    if device.get("kind") == "gpu":
+        where = (f"on an {device['name']} (host CPU {device.get('cpu')}, {device.get('cores')} cores), "
+                 f"PyTorch {device.get('framework_versions', {}).get('torch')}, eager mode, every call timed to "
+                 "`torch.cuda.synchronize()`, host-to-device copy of the input and device-to-host copy of the "
+                 "output included")
+        regenerate = ("Regenerate on a CUDA machine: `python -m simulator.profiling.bundle --set gpu` "
+                      "(about 5 minutes).")
+    else:
+        where = (f"on {device['name']} ({device.get('cores')} cores). The machine was shared with other work "
+                 "while measuring: the 1-minute load average is recorded per point in each file and its maximum "
+                 "is shown below; a load above the core count means other processes competed for the CPU, "
+                 "which inflates and spreads these times")
+        regenerate = "Regenerate: `python -m simulator.profiling.bundle` (about 20 minutes on 2 cores)."
     lines = [
         f"# Measured profiles: {device_dir.name}",
         "",
-        f"Measured by `python -m simulator.profiling.bundle` on {device_info()['name']} "
-        f"({device_info()['cores']} cores); each file's date is in the table. "
-        "Zoo models with random weights (built in code), serving path unless the file says `-bare`. "
-        "The machine was shared with other work while measuring: the 1-minute load average is recorded per "
-        "point in each file and its maximum is shown below; a load above the core count means other "
-        "processes competed for the CPU, which inflates and spreads these times.",
+        f"Measured by `python -m simulator.profiling.bundle` {where}; each file's date is in the table. "
+        "Zoo models with random weights (built in code), serving path unless the file says `-bare`.",
         "",
-        f"Default profile (`simulate --arrival-rate N` with no service flags): "
-        f"`{DEFAULT_JOB.model}/{DEFAULT_JOB.filename}`.",
-        "",
+    ]
+    if device.get("kind") != "gpu":
+        lines += [f"Default profile (`simulate --arrival-rate N` with no service flags): "
+                  f"`{DEFAULT_JOB.model}/{DEFAULT_JOB.filename}`.", ""]
+    lines += [
         "Mean service time in ms per point (`b` = batch size, `c` = concurrency); `rel diff` = max |output - fp32| "
         "/ max |fp32 output| on random inputs (logits); `top-1` = argmax agreement with fp32.",
         "",
@@ -123,8 +156,23 @@ def write_readme(device_dir: Path) -> Path:
         top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "-"
         lines.append(f"| `{r['file']}` | {r['runtime']} | {r['size_mb']:.1f} | " + " | ".join(cells)
                      + f" | {rel} | {top1} | {r['loadavg_max']} | {', '.join(r['outcomes'])} | {r['measured_at']} |")
-    lines += ["", "Regenerate: `python -m simulator.profiling.bundle` (about 20 minutes on 2 cores).", ""]
+    lines += ["", regenerate, ""]
     return atomic_write_text(device_dir / "README.md", "\n".join(lines))
+
+
+def default_device_dir(job_set: str) -> str:
+    """``cpu-<cpu>-<cores>c`` for the CPU set; ``gpu-<gpu name>`` (e.g. ``gpu-nvidia-h100-80gb-hbm3``) for the
+    GPU set, read from PyTorch's CUDA device."""
+    if job_set == "cpu":
+        return short_device_name()
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit("--set gpu needs PyTorch") from None
+    if not torch.cuda.is_available():
+        raise SystemExit("--set gpu needs a CUDA device (torch.cuda.is_available() is False); "
+                         "give --device-dir to try it on the CPU")
+    return short_device_name("gpu", torch.cuda.get_device_name(0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help="comma-separated model names or MODEL/FILE entries to regenerate, "
                              "e.g. mobilenet_v2/fp32.json")
+    parser.add_argument("--set", dest="job_set", choices=sorted(JOB_SETS), default="cpu",
+                        help="cpu (TensorFlow/TFLite variants, default) or gpu (PyTorch on the CUDA device)")
+    parser.add_argument("--backend", default=None, help="profiler backend (default: auto for cpu, torch for gpu)")
+    parser.add_argument("--batch-sizes", default=None, help="override every job's batch sizes (for a quick try)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
-    device_dir = Path(args.root) / (args.device_dir or short_device_name())
+    args.backend = args.backend or ("torch" if args.job_set == "gpu" else "auto")
+    device_dir = Path(args.root) / (args.device_dir or default_device_dir(args.job_set))
     only = set(args.only.split(",")) if args.only else None
     failures = 0
     started = time.perf_counter()
-    for job in JOBS:
+    for job in JOB_SETS[args.job_set]:
         if only and job.model not in only and f"{job.model}/{job.filename}" not in only:
             continue
         out = device_dir / job.model / job.filename

@@ -34,12 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
-from ..profiles import SCHEMA_VERSION, Profile
+from ..profiles import Profile
 from .ordered import ServiceOrder
 from .server import ServerRecords
 
-__all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "load_point"]
+__all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "load_point",
+           "under_load_profile"]
 
+UNDER_LOAD_SCHEMA = "1.1"  # profiles with an under_load block (simulator.under_load)
 MIN_GROUP = 30  # fewest samples for a (batch size, busy workers) group to stand on its own
 
 
@@ -230,7 +232,7 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
                                "samples_s": _round(base_samples[b0] * slow[k]),
                                "origin": f"live run: slowdown {slow[k]:.4f} at {k} busy workers"})
     data = {
-        "schema_version": SCHEMA_VERSION, "source": "measured",
+        "schema_version": UNDER_LOAD_SCHEMA, "source": "measured",
         "model": dict(base.model), "device": dict(base.device), "measured_at": base.measured_at,
         "method": {"path": "serving-under-load",
                    "description": "effective service times (worker unavailable: max(previous done, enqueue) "
@@ -245,8 +247,45 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
                    "isolated_profile": {"method": base.method.get("path"), "mean_s_batch1": iso_b0,
                                         "under_load_over_isolated": ratio}},
         "points": raw_points,
+        "under_load": {"client_overhead_s": nearest.overhead_s,
+                       "measured": f"live run under MLPerf LoadGen at {nearest.arrival_rate:.4g} req/s on "
+                                   f"{replicas} replica(s); service times rescaled to {arrival_rate:.4g} req/s"},
     }
     return Profile.from_dict(data, origin=f"calibration at {arrival_rate:.4g} req/s"), nearest.overhead_s
+
+
+def under_load_profile(base: Profile, points: list[LoadPoint]) -> Profile:
+    """One profile for every load: service times under load with ``under_load.load_factors``.
+
+    The live calibration runs (several loads, repeats) give one mean effective service time each; a
+    least-squares line through (per-replica arrival rate, mean) averages out their run-to-run noise.
+    The samples are those of the run nearest the median rate, and the factors follow the line at the
+    lowest and highest measured rates (flat beyond, see :mod:`simulator.under_load`); the client-side
+    overhead is the mean over the runs. ``simulate`` and ``plan`` read all of it from the file.
+    """
+    if not points:
+        raise InputError("an under-load profile needs at least one live load point")
+    rates = np.array([p.per_replica_rate for p in points])
+    means = np.array([p.mean() for p in points])
+    ref = points[int(np.argsort(rates)[len(rates) // 2])]
+    prof, _ = calibrated_profile(base, [ref], ref.arrival_rate)
+    data = prof.to_dict()
+    lo, hi = float(rates.min()), float(rates.max())
+    if hi > lo * 1.01 and len(points) >= 2:
+        slope, intercept = np.polyfit(rates, means, 1)
+        line = [(r, max(intercept + slope * r, 1e-9) / ref.mean()) for r in (lo, hi)]
+    else:
+        line = [(ref.per_replica_rate, float(means.mean() / ref.mean()))]
+    data["under_load"] = {
+        "client_overhead_s": float(np.mean([p.overhead_s for p in points])),
+        "load_factors": [{"per_replica_rate": round(r, 4), "factor": round(f, 6)} for r, f in line],
+        "measured": f"{len(points)} live runs under MLPerf LoadGen on {ref.replicas} replica(s), "
+                    f"{lo * ref.replicas:.4g}-{hi * ref.replicas:.4g} req/s; factors from a least-squares line "
+                    "of mean effective service time against per-replica arrival rate",
+    }
+    data["method"]["calibration"]["points"] = [
+        {"arrival_rate": p.arrival_rate, "mean_s": p.mean(), "overhead_s": p.overhead_s} for p in points]
+    return Profile.from_dict(data, origin=f"under load, {len(points)} live runs")
 
 
 def _round(x: np.ndarray) -> list[float]:

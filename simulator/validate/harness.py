@@ -25,7 +25,14 @@ from ..profiles import Profile
 from ..result import Result
 from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
 from ..validation import check_choice, check_integer, check_positive, check_probability
-from .calibration import LoadPoint, busy_fraction, calibrated_profile, effective_batches, load_point
+from .calibration import (
+    LoadPoint,
+    busy_fraction,
+    calibrated_profile,
+    effective_batches,
+    load_point,
+    under_load_profile,
+)
 from .compare import METRICS, meets_goal, relative_error, spread
 from .loadgen import LiveRun, RunSettings
 from .ordered import ServiceOrder, simulate_ordered
@@ -329,13 +336,18 @@ def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float,
 
     ``order``: draw service times by a block bootstrap of measured ones in their measured order
     (:mod:`.ordered`) instead of independently. ``contention``: ``auto`` = ``shared`` when the profile has a concurrency sweep (replicas slow each
-    other down by its factors), else ``none``. A client-side ``overhead_s`` > 0 is a deterministic post-processing stage (a pure delay). Each
+    other down by its factors), else ``none``. The client-side overhead and load factors a profile
+    measured under load carries (``under_load``) are applied by ``simulate`` itself; ``overhead_s`` > 0 adds
+    one to a profile without (a deterministic post-processing stage, a pure delay). Each
     replication starts empty and keeps every request, as a LoadGen run does.
     """
     from ..simulate import simulate
 
     if contention == "auto":
         contention = "shared" if len(Profile.load(profile_path).concurrency_levels) >= 2 else "none"
+    if overhead_s > 0 and _profile_overhead(Profile.load(profile_path)) > 0:
+        raise InputError(f"{profile_path} already carries a client-side overhead (under_load); "
+                         "give no other overhead with it")
     stages = (Stage("client overhead", overhead_s, 0.0, "deterministic", None),) if overhead_s > 0 else ()
     scenario = Scenario(arrivals=Arrivals(rate=arrival_rate),
                         service=Service(profile=str(profile_path), contention=contention),
@@ -348,10 +360,9 @@ def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float,
 
 
 def _profile_overhead(profile: Profile) -> float:
-    """Client-side overhead (s) a calibrated profile carries, else 0."""
-    cal = profile.method.get("calibration") if isinstance(profile.method, dict) else None
-    v = cal.get("overhead_s") if isinstance(cal, dict) else None
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else 0.0
+    """Client-side overhead (s) a profile measured under load carries, else 0."""
+    under = profile.under_load
+    return under.client_overhead_s if under is not None else 0.0
 
 
 def _cases_from_runs(config: ValidationConfig, runs: list[dict]) -> list[Case]:
@@ -405,12 +416,12 @@ def _replay(config: ValidationConfig, profile: Profile, case: Case, run: LiveRun
     point = load_point(run.records, run.summary.mean_ns / 1e9, run.summary.arrival_rate, case.replicas,
                        case.utilization or 0.0, config.batch_timeout_s)
     rate = run.summary.arrival_rate
-    prof, overhead = calibrated_profile(profile, [point], rate)
+    prof, _ = calibrated_profile(profile, [point], rate)
     path = Path(tmp) / f"replay_{case.replicas}_{case.utilization}_{seed}.json"
     prof.save(path)
     return predict(path, case.replicas, rate, batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
-                   overhead_s=overhead, requests=config.sim_requests, replications=config.sim_replications,
-                   seed=seed, engine=config.engine)
+                   requests=config.sim_requests, replications=config.sim_replications, seed=seed,
+                   engine=config.engine)
 
 
 def _calibration_point(config: ValidationConfig, runs: list[dict], case: Case, repeat: int) -> LoadPoint | None:
@@ -456,6 +467,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
     cal_dir = out / "profiles"
     cal_dir.mkdir(exist_ok=True)
     calibration_points: dict[int, list] = {}
+    live_points: dict[int, list[LoadPoint]] = {}
     _say(progress, "predicting")
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -472,13 +484,12 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 point = _calibration_point(config, runs, case, repeat)
                 if point is not None:
                     points.append(point)
-                    prof, overhead = calibrated_profile(profile, [point], rate)
+                    prof, _ = calibrated_profile(profile, [point], rate)
                     path = Path(tmp) / f"cal_{case.replicas}_{case.utilization}_{i}.json"
                     prof.save(path)
-                    cal.append(predict(path, case.replicas, rate, overhead_s=overhead, **kw))
+                    cal.append(predict(path, case.replicas, rate, **kw))  # the overhead is in the profile
                     if config.ordered:
-                        ordered.append(predict(path, case.replicas, rate, overhead_s=overhead, order=point.order(),
-                                               **kw))
+                        ordered.append(predict(path, case.replicas, rate, order=point.order(), **kw))
                     if i == 0:
                         prof.save(cal_dir / f"calibrated_C{case.replicas}_b{config.batch_size}"
                                             f"_rho{case.utilization:g}.json")
@@ -495,10 +506,26 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 {"arrival_rate": p.arrival_rate, "utilization": p.utilization, "mean_ms": p.mean() * 1e3,
                  "busy": p.meta.get("busy"), "overhead_ms": p.overhead_s * 1e3, "slowdown": p.slowdown()}
                 for p in points)
+            live_points.setdefault(case.replicas, []).extend(points)
+        # One profile per replica count from every calibration run at every load: the model that
+        # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
+        under_load_paths = {}
+        for c, pts in live_points.items():
+            path = cal_dir / f"under_load_C{c}_b{config.batch_size}.json"
+            under_load_profile(profile, pts).save(path)
+            under_load_paths[c] = str(path)
+        for case in cases:
+            if case.replicas in under_load_paths:
+                case.predictions["under_load"] = [
+                    predict(under_load_paths[case.replicas], case.replicas, rate,
+                            batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
+                            requests=config.sim_requests, replications=config.sim_replications,
+                            seed=config.seed + i, engine=config.engine)
+                    for i, rate in enumerate(case.arrival_rates)]
             _say(progress, _case_line(case))
     context = {"config": _config_dict(config), "profile": str(profile_path),
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
-               "calibration_points": calibration_points,
+               "calibration_points": calibration_points, "under_load_profiles": under_load_paths,
                "loadavg_runs": [c.loadavg for c in cases]}
     return cases, context
 

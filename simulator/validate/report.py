@@ -141,7 +141,9 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
                   "`validation.csv` (this table), `validation.json` (every prediction's full Result, server "
                   "statistics per run, load averages), `validation.png`, `profile.json` (the isolated "
                   "serving-path profile), `profiles/calibrated_*.json` (service times under load of each "
-                  "load's first repeat, usable with `simulate --profile`), "
+                  "load's first repeat), `profiles/under_load_C<replicas>_b<batch>.json` (one profile per replica "
+                  "count from every calibration run: service times under load, load factors and the client-side "
+                  "overhead in its `under_load` block, which `simulate --profile` and `plan` apply), "
                   "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
     if context.get("calibration_points"):
@@ -170,7 +172,8 @@ def _plot(rows: list[dict]) -> bytes:
     fig, axes = plt.subplots(2, len(METRICS), figsize=(4.4 * len(METRICS), 8.0), sharex="col",
                              gridspec_kw={"height_ratios": [3, 2]})
     markers = {"calibrated": ("o", "tab:blue"), "isolated": ("x", "tab:orange"), "profile": ("s", "tab:green"),
-               "replay": ("+", "tab:gray"), "ordered": ("v", "tab:purple")}
+               "replay": ("+", "tab:gray"), "ordered": ("v", "tab:purple"),
+               "under_load": ("D", "tab:red")}
     width = 0.8 / max(len(models), 1)
     for col, metric in enumerate(METRICS):
         ax, ax_err = axes[0, col], axes[1, col]

@@ -59,6 +59,12 @@ def test_torch_unknown_variant():
         run_profile(ProfileConfig("zoo:tiny_cnn", variant="int8-full", backend="torch", rule=RULE))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a CUDA machine the graph variants run")
+def test_cuda_graph_variants_need_a_gpu():
+    with pytest.raises(InputError, match="'fp16-cudagraph' needs a CUDA device"):
+        run_profile(ProfileConfig("zoo:tiny_cnn", variant="fp16-cudagraph", backend="torch", rule=RULE))
+
+
 def test_torchscript_file(tmp_path):
     from simulator.profiling.torch_backend import build_torch_model
 

@@ -114,14 +114,14 @@ def test_analytic_reference_covers(kw, model):
 
 
 def test_analytic_refuses_with_reasons():
-    sc = _sc(arrivals=Arrivals(process="mmpp", rate=8.0), pre_stages=(Stage("tok", 0.001),))
+    sc = _sc(arrivals=Arrivals(process="mmpp", rate=8.0), pre_stages=(Stage("tok", 0.001, 1.0, "exponential"),))
     with pytest.raises(InputError, match=r"no closed form.*pipeline stages.*mmpp arrivals"):
         simulate(sc, engine="analytic")
     assert analytic_reference(sc) is None
 
 
 def test_auto_engine_says_why():
-    r = simulate(_sc(pre_stages=(Stage("tok", 0.001),)), engine="auto")
+    r = simulate(_sc(pre_stages=(Stage("tok", 0.001, 1.0, "exponential"),)), engine="auto")
     assert r.engine == "simpy" and "stages" in r.notes[0]
     r = simulate(_sc(), engine="auto")
     assert r.engine in ("fast", "simpy") and r.notes[0].startswith(f"engine {r.engine}")
