@@ -95,7 +95,7 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
          engine: str = "auto", requests: int = 20_000, replications: int = 5, seed: int = 12345,
          diurnal_amplitude: float = 0.5, arrivals: Arrivals | None = None, capacity: bool = True,
          growth: bool = True, prune: bool = True, mixed: bool = False, min_top1_agreement: float | None = None,
-         scheduler: str | None = None, workers: int | None = None,
+         measured_batches_only: bool = False, scheduler: str | None = None, workers: int | None = None,
          security_file: str | None = None, client=None, command: list[str] | None = None) -> PlanResult:
     """Search hardware × replicas × batching × cache × variant for the cheapest configuration meeting an SLO.
 
@@ -119,6 +119,9 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
         ``keys`` keys; hits answer in ``cache_hit_ms``).
     batch_sizes, batch_timeouts_ms : sequences
         Dynamic batching settings to try (a timeout only applies to batch sizes > 1).
+    measured_batches_only : bool
+        Try a batch size on a profile only up to the largest size the profile measured (no extrapolation
+        along the batch-time line); what ``simulator plan`` does with its default batch sizes.
     max_replicas : int
         Largest fleet considered.
     engine : {"auto", "analytic", "fast", "simpy"}
@@ -178,7 +181,7 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
     sizes = parse_int_list("batch_sizes", batch_sizes if batch_sizes is not None else [1], maximum=4096)
     timeouts = parse_float_list("batch_timeouts_ms", batch_timeouts_ms if batch_timeouts_ms is not None else [0])
     cache_list = parse_cache_list(caches, keys)
-    configs, skipped = _configurations(specs, sizes, timeouts, cache_list)
+    configs, skipped = _configurations(specs, sizes, timeouts, cache_list, measured_batches_only)
     if not configs:
         raise InputError("no configuration to search: " + "; ".join(skipped))
     by_key = {(s.hardware, s.variant): s for s in specs}
@@ -307,11 +310,13 @@ def _resolve(model, catalog, hardware, variants, service, price):
     return specs, {h: cat.hardware[h] for h in sorted(used)}, cat.path
 
 
-def _configurations(specs, sizes, timeouts, caches):
+def _configurations(specs, sizes, timeouts, caches, measured_only=False):
     configs, skipped = [], []
     for s in specs:
         can_batch = s.profile_path is not None or s.batch_time_s is not None
         for b in sizes:
+            if measured_only and s.measured_batch_sizes and b > max(s.measured_batch_sizes):
+                continue
             if b > 1 and not can_batch:
                 skipped.append(f"{s.hardware}/{s.variant}: batch size {b} needs a batch-time line "
                                "(batch_time_ms) or a profile")

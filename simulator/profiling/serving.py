@@ -22,15 +22,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 import numpy as np
 
 from ..validation import check_integer
-from .timing import LoadSampler, Measurement, RunnerFactory, StoppingRule, stop_outcome
+from .timing import Measurement, Runner, RunnerFactory, StoppingRule, sample_concurrently
 
-__all__ = ["Request", "ServingLoop", "measure_serving"]
+__all__ = ["STOP", "Request", "ServingLoop", "WorkerThreads", "measure_serving"]
 
-_STOP = object()
+STOP = object()
+"""The item that tells the worker thread that takes it to return."""
 
 
 @dataclass
@@ -43,26 +45,33 @@ class Request:
     ready_at: float = 0.0
 
 
-class ServingLoop:
-    """Request queue → worker threads → response futures.
+class WorkerThreads:
+    """Worker threads serving one request queue: the life cycle that every thread server here shares.
+
+    Each thread first runs ``_start(worker) -> state`` (make its runner, warm it up), then
+    ``_serve(state, worker)``, which takes requests from ``self._queue`` until it takes :data:`STOP`.
+    Entering the context starts the threads and waits until each has started; the first start-up error
+    is raised there. :meth:`close` puts one :data:`STOP` a thread on the queue, joins the threads and raises
+    the first error in ``self._errors``.
 
     Parameters
     ----------
-    factory : callable
-        ``factory() -> runner``; called once in each worker thread.
+    requests : queue
+        The request queue (``queue.Queue`` or ``queue.SimpleQueue``).
     workers : int
-        Number of worker threads.
+        Number of worker threads (already validated).
+    name : str
+        Thread name prefix: thread ``i`` is ``f"{name}-{i}"``.
     """
 
-    def __init__(self, factory: RunnerFactory, workers: int = 1):
-        self._queue: queue.Queue = queue.Queue()
-        self._factory = factory
-        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"serving-worker-{i}")
-                         for i in range(check_integer("workers", workers, minimum=1))]
-        self._started = threading.Semaphore(0)
+    def __init__(self, requests: queue.Queue | queue.SimpleQueue, workers: int, name: str):
+        self._queue = requests
         self._errors: list[BaseException] = []
+        self._started = threading.Semaphore(0)
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True, name=f"{name}-{i}")
+                         for i in range(workers)]
 
-    def __enter__(self) -> ServingLoop:
+    def __enter__(self) -> Self:
         for t in self._threads:
             t.start()
         for _ in self._threads:
@@ -77,10 +86,44 @@ class ServingLoop:
 
     def close(self) -> None:
         for _ in self._threads:
-            self._queue.put(_STOP)
+            self._queue.put(STOP)
         for t in self._threads:
             if t.is_alive():
                 t.join()
+        if self._errors:
+            raise self._errors[0]
+
+    def _run(self, worker: int) -> None:
+        try:
+            state = self._start(worker)
+        except BaseException as exc:
+            self._errors.append(exc)
+            self._started.release()
+            return
+        self._started.release()
+        self._serve(state, worker)
+
+    def _start(self, worker: int) -> Any:
+        raise NotImplementedError
+
+    def _serve(self, state: Any, worker: int) -> None:
+        raise NotImplementedError
+
+
+class ServingLoop(WorkerThreads):
+    """Request queue → worker threads → response futures.
+
+    Parameters
+    ----------
+    factory : callable
+        ``factory() -> runner``; called once in each worker thread.
+    workers : int
+        Number of worker threads.
+    """
+
+    def __init__(self, factory: RunnerFactory, workers: int = 1):
+        self._factory = factory
+        super().__init__(queue.Queue(), check_integer("workers", workers, minimum=1), "serving-worker")
 
     def submit(self, examples: list[np.ndarray]) -> Request:
         """Enqueue one request of ``len(examples)`` examples; its ``future`` yields a list of outputs."""
@@ -88,17 +131,13 @@ class ServingLoop:
         self._queue.put(req)
         return req
 
-    def _work(self) -> None:
-        try:
-            runner = self._factory()
-        except BaseException as exc:
-            self._errors.append(exc)
-            self._started.release()
-            return
-        self._started.release()
+    def _start(self, worker: int) -> Runner:
+        return self._factory()
+
+    def _serve(self, runner: Runner, worker: int) -> None:
         while True:
             req = self._queue.get()
-            if req is _STOP:
+            if req is STOP:
                 return
             req.dequeued_at = time.perf_counter()
             try:
@@ -121,18 +160,11 @@ def measure_serving(factory: RunnerFactory, make_input: Callable[[int], np.ndarr
     list of examples, so stacking and splitting are part of the measured service.
     """
     concurrency = check_integer("concurrency", concurrency, minimum=1)
-    service: list[list[float]] = [[] for _ in range(concurrency)]
-    handoff: list[list[float]] = [[] for _ in range(concurrency)]
-    warm_counts = [0] * concurrency
-    errors: list[BaseException] = []
-    stop = threading.Event()
-    ready = threading.Barrier(concurrency + 1)
-
     with ServingLoop(factory, workers=concurrency) as loop:
-        def client(i: int) -> None:
+        def start_client(i: int) -> Callable[[], tuple[float, float]]:
             examples = list(make_input(i))
 
-            def one() -> tuple[float, float]:
+            def one_sample() -> tuple[float, float]:
                 t_enq = time.perf_counter()
                 req = loop.submit(examples)
                 req.future.result()
@@ -140,54 +172,6 @@ def measure_serving(factory: RunnerFactory, make_input: Callable[[int], np.ndarr
                 s = req.ready_at - req.dequeued_at
                 return s, (t_resp - t_enq) - s
 
-            try:
-                begin = time.perf_counter()
-                while (warm_counts[i] < rule.warmup_calls
-                       or (time.perf_counter() - begin < rule.warmup_seconds
-                           and warm_counts[i] < max(10 * rule.warmup_calls, 1))):
-                    one()
-                    warm_counts[i] += 1
-            except BaseException as exc:
-                errors.append(exc)
-                ready.abort()
-                return
-            try:
-                ready.wait()
-            except threading.BrokenBarrierError:
-                return
-            try:
-                while not stop.is_set():
-                    s, h = one()
-                    service[i].append(s)
-                    handoff[i].append(h)
-            except BaseException as exc:
-                errors.append(exc)
-                stop.set()
+            return one_sample
 
-        clients = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
-        for t in clients:
-            t.start()
-        try:
-            ready.wait()
-        except threading.BrokenBarrierError:
-            for t in clients:
-                t.join()
-            raise errors[0] from None
-        load = LoadSampler()
-        start = time.perf_counter()
-        outcome = None
-        while outcome is None and not stop.is_set():
-            time.sleep(0.05 if concurrency == 1 else 0.2)
-            pooled = np.concatenate([np.asarray(w) for w in service])
-            outcome = stop_outcome(pooled, rule, time.perf_counter() - start)
-            load.poll()
-        stop.set()
-        for t in clients:
-            t.join()
-        if errors:
-            raise errors[0]
-        wall = time.perf_counter() - start
-    samples = np.concatenate([np.asarray(s) for s in service])
-    handoffs = np.concatenate([np.asarray(h) for h in handoff])
-    return Measurement(samples, outcome, wall, min(warm_counts), handoff_s=handoffs,
-                       loadavg=load.record())
+        return sample_concurrently(start_client, concurrency, rule, handoff=True)

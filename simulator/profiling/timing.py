@@ -26,7 +26,8 @@ from scipy import stats
 from ..validation import check_integer, check_positive
 from .environment import loadavg
 
-__all__ = ["Measurement", "StoppingRule", "ci_half_width", "measure_concurrent", "stop_outcome", "warm_up"]
+__all__ = ["Measurement", "StoppingRule", "ci_half_width", "measure_concurrent", "sample_concurrently",
+           "stop_outcome", "warm_up"]
 
 Runner = Callable[[np.ndarray], np.ndarray]
 RunnerFactory = Callable[[], Runner]
@@ -153,11 +154,15 @@ class Measurement:
 
 def warm_up(runner: Runner, x: np.ndarray, rule: StoppingRule) -> int:
     """Call ``runner`` until the warm-up rule is met; return the number of calls."""
+    return _warm_up(lambda: runner(x), rule)
+
+
+def _warm_up(call: Callable[[], object], rule: StoppingRule) -> int:
     calls = 0
     start = time.perf_counter()
     cap = max(10 * rule.warmup_calls, 1)
     while calls < rule.warmup_calls or (time.perf_counter() - start < rule.warmup_seconds and calls < cap):
-        runner(x)
+        call()
         calls += 1
     return calls
 
@@ -206,7 +211,31 @@ def measure_concurrent(factory: RunnerFactory, make_input: Callable[[int], np.nd
         wall = time.perf_counter() - start
         return Measurement(np.asarray(buf), outcome, wall, warm, loadavg=load.record())
 
-    per_worker: list[list[float]] = [[] for _ in range(concurrency)]
+    def start_worker(i: int) -> Callable[[], tuple[float]]:
+        runner = factory()
+        x = make_input(i)
+
+        def one_sample() -> tuple[float]:
+            t0 = time.perf_counter()
+            runner(x)
+            return (time.perf_counter() - t0,)
+
+        return one_sample
+
+    return sample_concurrently(start_worker, concurrency, rule)
+
+
+def sample_concurrently(start_worker: Callable[[int], Callable[[], tuple[float, ...]]], concurrency: int,
+                        rule: StoppingRule, *, handoff: bool = False) -> Measurement:
+    """Sample on ``concurrency`` threads at once until ``rule`` stops the point.
+
+    ``start_worker(i)`` runs in worker thread ``i`` and returns its ``one_sample()``, which makes one timed
+    request and returns ``(service_s,)``, or ``(service_s, handoff_s)`` when ``handoff`` is set. Each worker
+    warms up with ``one_sample()`` calls (the warm-up rule of :func:`warm_up`, samples discarded); then all
+    start together and sample until the stopping rule, polled on the pooled service times, ends the point
+    or a worker fails. The first error of a worker is raised here.
+    """
+    columns: list[list[list[float]]] = [[[] for _ in range(2 if handoff else 1)] for _ in range(concurrency)]
     warm_counts = [0] * concurrency
     errors: list[BaseException] = []
     ready = threading.Barrier(concurrency + 1)
@@ -214,9 +243,8 @@ def measure_concurrent(factory: RunnerFactory, make_input: Callable[[int], np.nd
 
     def work(i: int) -> None:
         try:
-            runner = factory()
-            x = make_input(i)
-            warm_counts[i] = warm_up(runner, x, rule)
+            one_sample = start_worker(i)
+            warm_counts[i] = _warm_up(one_sample, rule)
         except BaseException as exc:
             errors.append(exc)
             ready.abort()
@@ -225,15 +253,17 @@ def measure_concurrent(factory: RunnerFactory, make_input: Callable[[int], np.nd
             ready.wait()
         except threading.BrokenBarrierError:
             return
-        out = per_worker[i]
+        out = columns[i]
         try:
             while not stop.is_set():
-                t0 = time.perf_counter()
-                runner(x)
-                out.append(time.perf_counter() - t0)
+                for column, value in zip(out, one_sample()):
+                    column.append(value)
         except BaseException as exc:
             errors.append(exc)
             stop.set()
+
+    def pooled(k: int) -> np.ndarray:
+        return np.concatenate([np.asarray(w[k]) for w in columns])
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(concurrency)]
     for t in threads:
@@ -248,9 +278,8 @@ def measure_concurrent(factory: RunnerFactory, make_input: Callable[[int], np.nd
     start = time.perf_counter()
     outcome = None
     while outcome is None and not stop.is_set():
-        time.sleep(0.2)
-        pooled = np.concatenate([np.asarray(w) for w in per_worker])
-        outcome = stop_outcome(pooled, rule, time.perf_counter() - start)
+        time.sleep(0.05 if concurrency == 1 else 0.2)
+        outcome = stop_outcome(pooled(0), rule, time.perf_counter() - start)
         load.poll()
     stop.set()
     for t in threads:
@@ -258,5 +287,5 @@ def measure_concurrent(factory: RunnerFactory, make_input: Callable[[int], np.nd
     if errors:
         raise errors[0]
     wall = time.perf_counter() - start
-    samples = np.concatenate([np.asarray(w) for w in per_worker])
-    return Measurement(samples, outcome, wall, min(warm_counts), loadavg=load.record())
+    return Measurement(pooled(0), outcome, wall, min(warm_counts), handoff_s=pooled(1) if handoff else None,
+                       loadavg=load.record())

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..validation import check_integer, check_nonnegative
-from .server import Completion, Request, ServerRecords
+from .server import Completion, RecordLog, Request, ServerRecords
 
 __all__ = ["ProcessModelServer"]
 
@@ -131,8 +131,7 @@ class ProcessModelServer:
                                          self._form_lock))
                        for i in range(self.workers)]
         self._collector = threading.Thread(target=self._collect, daemon=True, name="response-collector")
-        self._log: list[tuple] = []
-        self._recording = False
+        self._records = RecordLog()
         self._errors: list[BaseException] = []
 
     def __enter__(self) -> ProcessModelServer:
@@ -170,18 +169,12 @@ class ProcessModelServer:
         self._requests.put((request_id, index, time.perf_counter()))
 
     def start_recording(self) -> None:
-        self._log = []
-        self._recording = True
+        """Forget earlier timestamps and record from now on."""
+        self._records.start()
 
     def stop_recording(self) -> ServerRecords:
-        self._recording = False
-        log, self._log = self._log, []
-        if not log:
-            return ServerRecords.empty()
-        cols = list(zip(*log))
-        f = [np.asarray(c, dtype=float) for c in cols[:4]]
-        i = [np.asarray(c, dtype=np.int64) for c in cols[4:]]
-        return ServerRecords(*f, *i)
+        """Stop recording and return what was recorded since :meth:`start_recording`."""
+        return self._records.stop()
 
     def _collect(self) -> None:
         while True:
@@ -194,7 +187,4 @@ class ProcessModelServer:
             except BaseException as exc:  # a failing callback must stop the test, not hang it
                 self._errors.append(exc)
                 raise
-            if self._recording:
-                n = len(ids)
-                for e in enqs:
-                    self._log.append((e, started, finished, done, n, k, wid))
+            self._records.add(enqs, started, finished, done, k, wid)

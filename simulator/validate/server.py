@@ -29,13 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..profiling.serving import STOP, WorkerThreads
+from ..profiling.timing import Runner
 from ..validation import check_integer, check_nonnegative
 
-__all__ = ["ModelServer", "Request", "ServerRecords"]
+__all__ = ["ModelServer", "RecordLog", "Request", "ServerRecords"]
 
-_STOP = object()
-
-Runner = Callable[[np.ndarray], np.ndarray]
 Completion = Callable[[list["Request"]], None]
 
 
@@ -90,7 +89,43 @@ class ServerRecords:
         return cls(f, f, f, f, i, i, i)
 
 
-class ModelServer:
+class RecordLog:
+    """The rows of :class:`ServerRecords` a server records between :meth:`start` and :meth:`stop`.
+
+    Workers (threads, or the collector of worker processes) :meth:`add` a row per request of each finished
+    batch; rows are kept only while recording.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
+        self._recording = False
+
+    def start(self) -> None:
+        """Forget earlier rows and record from now on."""
+        self._rows = []
+        self._recording = True
+
+    def stop(self) -> ServerRecords:
+        """Stop recording and return what was recorded since :meth:`start`."""
+        self._recording = False
+        rows, self._rows = self._rows, []
+        if not rows:
+            return ServerRecords.empty()
+        cols = list(zip(*rows))
+        f = [np.asarray(c, dtype=float) for c in cols[:4]]
+        i = [np.asarray(c, dtype=np.int64) for c in cols[4:]]
+        return ServerRecords(*f, *i)
+
+    def add(self, enqueued: Sequence[float], started: float, finished: float, done: float, busy: int,
+            worker: int) -> None:
+        """Record one batch: its requests' enqueue times and the batch's timestamps, busy count and worker."""
+        if self._recording:
+            n = len(enqueued)
+            for e in enqueued:
+                self._rows.append((e, started, finished, done, n, busy, worker))
+
+
+class ModelServer(WorkerThreads):
     """Request queue → ``workers`` model threads (with an optional dynamic batcher) → completion callback.
 
     Parameters
@@ -122,39 +157,11 @@ class ModelServer:
         self.max_batch_size = check_integer("batch_size", max_batch_size, minimum=1, maximum=4096)
         self.batch_timeout_s = check_nonnegative("batch_timeout", batch_timeout_s)
         self.warmup_calls = check_integer("warmup_calls", warmup_calls, minimum=0)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._form_lock = threading.Lock()
         self._busy_lock = threading.Lock()
         self._busy = 0
-        self._ready = threading.Semaphore(0)
-        self._errors: list[BaseException] = []
-        self._log: list[tuple] = []
-        self._recording = False
-        self._threads = [threading.Thread(target=self._work, args=(i,), daemon=True, name=f"model-worker-{i}")
-                         for i in range(self.workers)]
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-    def __enter__(self) -> ModelServer:
-        for t in self._threads:
-            t.start()
-        for _ in self._threads:
-            self._ready.acquire()
-        if self._errors:
-            self.close()
-            raise self._errors[0]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        for t in self._threads:
-            if t.is_alive():
-                t.join()
-        if self._errors:
-            raise self._errors[0]
+        self._records = RecordLog()
+        super().__init__(queue.SimpleQueue(), self.workers, "model-worker")
 
     # -- client side -------------------------------------------------------------------------------
     def submit(self, request_id: int, index: int) -> None:
@@ -163,24 +170,16 @@ class ModelServer:
 
     def start_recording(self) -> None:
         """Forget earlier timestamps and record from now on."""
-        self._log = []
-        self._recording = True
+        self._records.start()
 
     def stop_recording(self) -> ServerRecords:
         """Stop recording and return what was recorded since :meth:`start_recording`."""
-        self._recording = False
-        log, self._log = self._log, []
-        if not log:
-            return ServerRecords.empty()
-        cols = list(zip(*log))
-        f = [np.asarray(c, dtype=float) for c in cols[:4]]
-        i = [np.asarray(c, dtype=np.int64) for c in cols[4:]]
-        return ServerRecords(*f, *i)
+        return self._records.stop()
 
     # -- worker side -------------------------------------------------------------------------------
     def _take_batch(self) -> list | None:
         first = self._queue.get()
-        if first is _STOP:
+        if first is STOP:
             return None
         batch = [first]
         if self.max_batch_size == 1:
@@ -192,25 +191,23 @@ class ModelServer:
                 item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is _STOP:
-                self._queue.put(_STOP)  # not ours to consume: another worker's stop signal
+            if item is STOP:
+                self._queue.put(STOP)  # not ours to consume: another worker's stop signal
                 break
             batch.append(item)
         return batch
 
-    def _work(self, worker: int) -> None:
+    def _start(self, worker: int) -> Runner:
         samples = self._samples
-        try:
-            runner = self._factory()
-            for b in range(1, self.max_batch_size + 1):
-                x = np.stack([samples[i % len(samples)] for i in range(b)])
-                for _ in range(self.warmup_calls):
-                    runner(x)
-        except BaseException as exc:
-            self._errors.append(exc)
-            self._ready.release()
-            return
-        self._ready.release()
+        runner = self._factory()
+        for b in range(1, self.max_batch_size + 1):
+            x = np.stack([samples[i % len(samples)] for i in range(b)])
+            for _ in range(self.warmup_calls):
+                runner(x)
+        return runner
+
+    def _serve(self, runner: Runner, worker: int) -> None:
+        samples = self._samples
         while True:
             if self.max_batch_size == 1:
                 batch = self._take_batch()
@@ -234,7 +231,4 @@ class ModelServer:
             finally:
                 with self._busy_lock:
                     self._busy -= 1
-            if self._recording:
-                n = len(batch)
-                for r in batch:
-                    self._log.append((r.enqueued, started, finished, done, n, busy, worker))
+            self._records.add([r.enqueued for r in batch], started, finished, done, busy, worker)

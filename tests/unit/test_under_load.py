@@ -12,13 +12,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from simulator import des, simulate
+from simulator import des
 from simulator.errors import ProfileError
 from simulator.planner.screening import Screen
 from simulator.profiles import Profile
 from simulator.scenario import Arrivals, Run, Scenario, Service, Stage
 from simulator.service import ServiceModel
-from simulator.simulate import make_service_model, split_constant_delays
+from simulator.simulate import make_service_model, simulate, split_constant_delays
 from simulator.under_load import UnderLoad, parse_under_load
 from simulator.validate.calibration import LoadPoint, under_load_profile
 from simulator.variates import draw_variates, replication_seeds, streams
