@@ -10,7 +10,11 @@ time through :func:`service_time`, so that, given the same variates, they produc
   least-squares line a + b·n); stated in ``notes``.
 * Parametric (``--service-time-ms`` with ``--service-dist``): the variate z is drawn from the unit-mean
   distribution of the family and coefficient of variation; the service time of a batch of n is
-  ``mean(n) · z`` where mean(n) = a + b·n (or the plain mean without batching).
+  ``mean(n) · z`` where mean(n) = a + b·n (or the plain mean without batching). Lognormal variates are
+  exp(mu + sigma·z) with z standard normals by Marsaglia's polar method from the generator's uniforms
+  (:class:`NormalStream`: 3.8 ns per normal here against 8.4 ns for numpy's ziggurat
+  ``standard_normal``), then numpy's vectorised exp
+  (``Generator.lognormal`` calls the scalar libm exp: 13 ns per value in all against 4.4 ns).
 
 A batch uses the variate of its oldest request. When replicas share a host (``contention``), a service
 that starts while k replicas are busy (itself included) is multiplied by ``slowdown[k]``, measured by the
@@ -32,7 +36,7 @@ from .validation import check_choice, check_nonnegative, check_positive
 DISTRIBUTIONS = ("exponential", "deterministic", "lognormal", "gamma")
 EMPIRICAL, PARAMETRIC = 0, 1
 
-__all__ = ["DISTRIBUTIONS", "ServiceModel", "draw_unit_variates", "service_time"]
+__all__ = ["DISTRIBUTIONS", "NormalStream", "ServiceModel", "VariateStream", "draw_unit_variates", "service_time"]
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,11 @@ class ServiceModel:
                             self.emp_len, self.emp_scale, np.asarray(slowdown, dtype=float), self.source,
                             self.notes)
 
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Per-request variates for this model (uniforms or unit-mean draws)."""
-        if self.mode == EMPIRICAL:
-            return rng.random(n)
-        return draw_unit_variates(rng, self.family, self.cv, n)
+    def draw(self, rng: np.random.Generator, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Per-request variates for this model (uniforms or unit-mean draws), into ``out`` if given
+        (float64, length n: the same numbers, without allocating). The first n of
+        :class:`VariateStream` ``(self, rng)``."""
+        return VariateStream(self, rng).next(n, out)
 
     def sample(self, rng: np.random.Generator, n: int, batch_size: int = 1) -> np.ndarray:
         """Draw n service times of a batch of ``batch_size`` with no contention (seconds)."""
@@ -250,19 +254,159 @@ def service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdow
     return s * slowdown[k]
 
 
-def draw_unit_variates(rng: np.random.Generator, family: str, cv: float, n: int) -> np.ndarray:
-    """n draws of the unit-mean distribution of ``family`` with coefficient of variation ``cv``."""
-    if family == "exponential":
-        return rng.standard_exponential(n)
-    if family == "deterministic":
-        return np.ones(n)
-    if family == "lognormal":
-        sigma2 = math.log1p(cv * cv)
-        return rng.lognormal(-sigma2 / 2.0, math.sqrt(sigma2), n)
-    if family == "gamma":
-        shape = 1.0 / (cv * cv)
-        return rng.standard_gamma(shape, n) / shape
-    raise InputError(f"service_dist must be one of {', '.join(DISTRIBUTIONS)}; got {family!r}")
+def draw_unit_variates(rng: np.random.Generator, family: str, cv: float, n: int,
+                       out: np.ndarray | None = None) -> np.ndarray:
+    """n draws of the unit-mean distribution of ``family`` with coefficient of variation ``cv``.
+
+    ``out`` (float64, length n), if given, receives them: the same numbers, without allocating.
+    The first n of :class:`VariateStream` for that family.
+    """
+    return _UnitStream(rng, family, cv).next(n, out)
+
+
+class _UnitStream:
+    """Unit-mean draws of one family in successive pieces; concatenated, the pieces are the numbers of
+    one draw of their total size, whatever the sizes."""
+
+    def __init__(self, rng: np.random.Generator, family: str, cv: float):
+        if family not in DISTRIBUTIONS:
+            raise InputError(f"service_dist must be one of {', '.join(DISTRIBUTIONS)}; got {family!r}")
+        self.rng, self.family, self.cv = rng, family, cv
+        if family == "lognormal":
+            sigma2 = math.log1p(cv * cv)
+            self.normals = NormalStream(rng, scale=math.sqrt(sigma2), shift=-sigma2 / 2.0)
+
+    def next(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        family, rng = self.family, self.rng
+        if family == "exponential":
+            return rng.standard_exponential(n, out=out)
+        if family == "deterministic":
+            if out is None:
+                return np.ones(n)
+            out.fill(1.0)
+            return out
+        if family == "lognormal":
+            z = self.normals.next(n, out)  # mu + sigma * z, then exp (numpy's vectorised exp)
+            return np.exp(z, out=z)
+        shape = 1.0 / (self.cv * self.cv)  # gamma
+        g = rng.standard_gamma(shape, n, out=out)
+        g /= shape
+        return g
+
+
+class VariateStream:
+    """The per-request variates of ``model`` from ``rng`` in successive pieces (the streaming engine).
+
+    Concatenated, the pieces are the numbers :meth:`ServiceModel.draw` gives for their total size,
+    whatever the sizes: uniforms, exponential and gamma draws come one after another from the
+    generator; lognormal ones from a :class:`NormalStream`, which keeps the normals it drew beyond the
+    piece for the next one.
+    """
+
+    def __init__(self, model: ServiceModel, rng: np.random.Generator):
+        self.rng = rng
+        self.unit = None if model.mode == EMPIRICAL else _UnitStream(rng, model.family, model.cv)
+
+    def next(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The next n variates, into ``out`` (float64, length n) if given."""
+        if self.unit is None:
+            return self.rng.random(n, out=out)
+        return self.unit.next(n, out)
+
+
+POLAR_BLOCK = 1 << 14  # point pairs drawn per step of NormalStream (~0.6 MiB of work arrays: in L2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _disc_points(u, xs, ys, ss):
+    """Marsaglia's polar method, step 1: the points (2u[2i] - 1, 2u[2i+1] - 1), i < xs.size, that fall
+    inside the unit disc (0 < s = x² + y² < 1), kept in order in xs, ys, ss (branch-free). Returns how
+    many (π/4 of the pairs on average)."""
+    k = 0
+    for i in range(xs.size):
+        x = 2.0 * u[2 * i] - 1.0
+        y = 2.0 * u[2 * i + 1] - 1.0
+        s = x * x + y * y
+        xs[k] = x
+        ys[k] = y
+        ss[k] = s
+        k += np.int64((s < 1.0) & (s > 0.0))
+    return k
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _polar_normals(xs, ys, ls, ss, k, scale, shift, out, pos, spill):
+    """Step 2 (``ls`` = log(ss), computed by numpy's vectorised log): point j gives the independent
+    standard normals x·f and y·f, f = sqrt(-2 log(s)/s). Writes ``shift + scale·z`` for the 2k normals
+    in order into out[pos:] while there is room, then into ``spill``; returns how many were spilled.
+    ``ls`` is overwritten with f."""
+    # f first, in a loop of its own: with no ZeroDivisionError check (error_model="numpy"; s > 0) LLVM
+    # vectorises the division and the square root (0.5 ns per normal in all against 1.5 fused)
+    for j in range(k):
+        ls[j] = math.sqrt(-2.0 * ls[j] / ss[j])
+    whole = min(k, (out.size - pos) // 2)
+    for j in range(whole):  # the pairs that fit
+        out[pos + 2 * j] = shift + scale * (xs[j] * ls[j])
+        out[pos + 2 * j + 1] = shift + scale * (ys[j] * ls[j])
+    m = 0
+    for j in range(whole, k):
+        a = shift + scale * (xs[j] * ls[j])
+        if pos + 2 * j < out.size:  # one half of a pair still fits
+            out[pos + 2 * j] = a
+        else:
+            spill[m] = a
+            m += 1
+        spill[m] = shift + scale * (ys[j] * ls[j])
+        m += 1
+    return m
+
+
+class NormalStream:
+    """Normal variates ``shift + scale·z`` (z standard normal) in successive pieces, exactly.
+
+    Marsaglia's polar method: the generator's uniforms, taken in pairs, are points of the square
+    [-1, 1)²; each point inside the unit disc (π/4 of them) gives two independent standard normals,
+    x·f and y·f with f = sqrt(-2 log(s)/s), s = x² + y². The normals come in the order of their pairs,
+    so the sequence is a function of the generator's uniforms alone: pieces of any sizes concatenate to
+    the same numbers, and normals drawn beyond a piece are kept for the next one. The uniforms are
+    drawn in steps of at most ``POLAR_BLOCK`` pairs, a step sized to what is still needed, so a stream
+    may leave up to ~2 % more uniforms drawn than it used.
+
+    Cost here: 3.8 ns per normal (1.27 uniforms at 1.8 ns, then per point numpy's vectorised log and a
+    vectorised division and square root) against 8.4 ns for ``Generator.standard_normal``.
+    """
+
+    def __init__(self, rng: np.random.Generator, scale: float = 1.0, shift: float = 0.0):
+        self.rng, self.scale, self.shift = rng, float(scale), float(shift)
+        self.pending = np.empty(0)
+        self._work = None
+
+    def next(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The next n normals, into ``out`` (float64, length n) if given."""
+        if out is None:
+            out = np.empty(n)
+        take = min(n, self.pending.size)
+        out[:take] = self.pending[:take]
+        self.pending = self.pending[take:]
+        filled = take
+        if filled == n:
+            return out
+        if self._work is None:
+            e = np.empty
+            self._work = (e(2 * POLAR_BLOCK), e(POLAR_BLOCK), e(POLAR_BLOCK), e(POLAR_BLOCK), e(POLAR_BLOCK),
+                          e(2 * POLAR_BLOCK))
+        u, xs, ys, ss, ls, spill = self._work
+        while filled < n:
+            # pairs for what is still needed (mean acceptance π/4), 2 % and 16 more: rarely a second step
+            pairs = min(POLAR_BLOCK, math.ceil((n - filled) / (math.pi / 2) * 1.02) + 16)
+            self.rng.random(2 * pairs, out=u[:2 * pairs])
+            k = _disc_points(u, xs[:pairs], ys, ss)
+            np.log(ss[:k], out=ls[:k])
+            m = _polar_normals(xs, ys, ls, ss, k, self.scale, self.shift, out, filled, spill)
+            filled += 2 * k - m
+            if m:
+                self.pending = spill[:m].copy()
+        return out
 
 
 def _unit_raw_moment(family: str, cv: float, i: int) -> float:

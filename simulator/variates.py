@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from .scenario import Scenario
+from .scenario import Arrivals, Scenario
 from .service import ServiceModel
-from .workload import Trace, arrival_times, zipf_keys
+from .workload import Trace, arrival_times, zipf_popularity
 
 STREAMS = ("arrivals", "keys", "service", "routing", "stages", "forks", "abandon")
 
-__all__ = ["STREAMS", "Variates", "draw_variates", "replication_seeds", "streams"]
+__all__ = ["STREAMS", "Variates", "ZipfKeys", "draw_arrival_times", "draw_variates", "renewal_times",
+           "replication_seeds", "streams"]
 
 
 def replication_seeds(seed: int, count: int) -> list[np.random.SeedSequence]:
@@ -60,15 +62,95 @@ class Variates:
         return int(self.arrival_times.size)
 
 
+@numba.njit(cache=True, nogil=True)
+def renewal_times(gaps, divisor, t0):
+    """``t0 + np.cumsum(gaps / divisor)`` with the same roundings, in place (no temporary arrays)."""
+    acc = 0.0
+    for i in range(gaps.size):
+        acc += gaps[i] / divisor
+        gaps[i] = t0 + acc
+    return gaps
+
+
+def draw_arrival_times(arrivals: Arrivals, n: int, rng: np.random.Generator, trace: Trace | None = None,
+                       out: np.ndarray | None = None, start: float = 0.0) -> np.ndarray:
+    """:func:`simulator.workload.arrival_times`, bit for bit, into ``out`` (float64, length n) if given.
+
+    Poisson and gamma renewal times are drawn into one array and summed in place: the same generator
+    calls and roundings as ``start + np.cumsum(gaps / rate)`` without its three temporary arrays (each
+    a page-faulting allocation of 8 bytes per request).
+    """
+    p = arrivals.process
+    if p == "poisson":
+        return renewal_times(rng.standard_exponential(n, out=out), arrivals.rate, start)
+    if p == "gamma":
+        shape = 1.0 / arrivals.cv**2
+        return renewal_times(rng.standard_gamma(shape, n, out=out), shape * arrivals.rate, start)
+    times = arrival_times(arrivals, n, rng, trace=trace, start=start)
+    if out is None:
+        return times
+    out[:] = times
+    return out
+
+
+class ZipfKeys:
+    """Keys in [0, n_keys) with Zipf(alpha) popularity: :func:`simulator.workload.zipf_keys`'s numbers
+    (``np.searchsorted(cdf, u, side="right")`` of the generator's uniforms), found through a guide table
+    (Chen and Asau's cut points): of m = 4·n_keys buckets (at most 2^22), bucket ``floor(u·m)`` says
+    where the cdf passes its left end, so the search is a step or so, against a binary search whose
+    branches mispredict (4.7 ns per key here against 43 ns with 1000 keys and 79 ns with 100 000)."""
+
+    def __init__(self, alpha: float, n_keys: int):
+        cdf = np.cumsum(zipf_popularity(alpha, n_keys))
+        cdf[-1] = 1.0
+        self.cdf = cdf
+        self.guide = _guide_table(cdf, min(4 * n_keys, 1 << 22))
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """The next n keys (int64) from ``rng``."""
+        return _inverse_cdf(self.cdf, self.guide, rng.random(n), np.empty(n, np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _guide_table(cdf, m):
+    """guide[j] = how many cdf values are <= j/m, for j < m."""
+    guide = np.empty(m, np.int32)
+    i = 0
+    for j in range(m):
+        t = j / m
+        while i < cdf.size and cdf[i] <= t:
+            i += 1
+        guide[j] = i
+    return guide
+
+
+@numba.njit(cache=True, nogil=True)
+def _inverse_cdf(cdf, guide, u, out):
+    """out[k] = how many cdf values are <= u[k] (``np.searchsorted(cdf, u, side="right")``), cdf
+    non-decreasing, 0 <= u < 1."""
+    m = guide.size
+    n = cdf.size
+    for k in range(u.size):
+        x = u[k]
+        j = min(int(x * m), m - 1)
+        i = guide[j]
+        while i > 0 and cdf[i - 1] > x:  # x·m rounded up to j while x < j/m: step back
+            i -= 1
+        while i < n and cdf[i] <= x:
+            i += 1
+        out[k] = i
+    return out
+
+
 def draw_variates(scenario: Scenario, model: ServiceModel, n: int, rngs: dict[str, np.random.Generator],
                   trace: Trace | None = None) -> Variates:
     """Draw arrivals, keys and service variates of ``n`` requests from the replication's streams."""
-    times = arrival_times(scenario.arrivals, n, rngs["arrivals"], trace=trace)
+    times = draw_arrival_times(scenario.arrivals, n, rngs["arrivals"], trace=trace)
     keys = None
     if scenario.cache.enabled:
         if trace is not None and trace.keys is not None:
             reps = -(-n // trace.keys.size)
             keys = np.tile(trace.keys, reps)[:n]
         else:
-            keys = zipf_keys(scenario.cache.zipf_alpha, scenario.cache.keys, n, rngs["keys"])
+            keys = ZipfKeys(scenario.cache.zipf_alpha, scenario.cache.keys).draw(rngs["keys"], n)
     return Variates(times, keys, model.draw(rngs["service"], n))

@@ -222,4 +222,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    for c, path in sorted((context.get("under_load_profiles") or {}).items()):
+        print(f"under-load profile, {c} replica(s) (use with simulate --profile / a catalog entry): {path}")
     return 0

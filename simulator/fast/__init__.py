@@ -2,8 +2,8 @@
 
 FCFS G/G/c by the Kiefer–Wolfowitz recursion, dynamic batching (greedy and TF-Serving timeout), a
 result cache, any arrival process, a queue limit and contention slow-down — the same per-request
-outcomes as the SimPy engine (:mod:`simulator.des`) from the same variates, about 60-130x faster
-(see benchmarks/bench_fast.py).
+outcomes as the SimPy engine (:mod:`simulator.des`) from the same variates, about 140-190x faster end to
+end, variates included, and ~390x for the engines alone (see benchmarks/bench_fast.py).
 
 * :func:`supports` — None, or the feature a scenario uses outside the subset.
 * :func:`run_replication` — one replication with every request's outcome (:class:`ReplicationOutput`).

@@ -30,19 +30,22 @@ IDX_LO = _EXP_LO << SUB_BITS
 NBUCKETS = ((_EXP_HI - _EXP_LO) << SUB_BITS) + 2
 RELATIVE_ERROR = 2.0**-SUB_BITS  # (hi - lo)/lo, the widest bucket's relative width
 
-__all__ = ["NBUCKETS", "RELATIVE_ERROR", "LatencySketch", "hist_add"]
+__all__ = ["NBUCKETS", "RELATIVE_ERROR", "LatencySketch", "bucket", "hist_add"]
+
+
+@numba.njit(cache=True, inline="always")
+def bucket(bits, nbuckets):
+    """The bucket of x >= 0 given the bits of x as an int64 (``x`` viewed as ``np.int64``)."""
+    b = (bits >> _SHIFT) - IDX_LO + 1
+    b = 0 if b < 0 else b
+    return nbuckets - 1 if b >= nbuckets else b
 
 
 @numba.njit(cache=True, inline="always")
 def hist_add(hist, scratch, x):
     """Count x >= 0 in ``hist``; ``scratch`` is a float64 array of length 1 (for the bit view)."""
     scratch[0] = x
-    b = (scratch.view(np.int64)[0] >> _SHIFT) - IDX_LO + 1
-    if b < 0:
-        b = 0
-    elif b >= hist.size:
-        b = hist.size - 1
-    hist[b] += 1
+    hist[bucket(scratch.view(np.int64)[0], hist.size)] += 1
 
 
 @numba.njit(cache=True, nogil=True)

@@ -2,13 +2,20 @@
 
 Each chunk's arrivals, keys and service variates come from the replication's streams
 (:func:`simulator.variates.streams`) exactly as :func:`simulator.variates.draw_variates` would draw them,
-continued where the previous chunk stopped: service variates, Zipf keys and trace replay are the same
-numbers as one big draw; Poisson and gamma arrival times equal the one-shot cumulative sum up to
-rounding (the sum restarts from the last time); MMPP continues its state and leftover points, so it is
-the same sequence too; diurnal thinning continues from the last candidate time (same law, candidates
-drawn in other block sizes). The queue state (replica free times, waiting requests, the batcher's
+continued where the previous chunk stopped: service variates (a :class:`~simulator.service.VariateStream`,
+which carries the lognormal's spare normals), Zipf keys and trace replay are the same numbers as one
+big draw; Poisson and gamma arrival times equal the one-shot cumulative sum up to rounding (the sum
+restarts from the last time); MMPP continues its state and leftover points, so it is the same sequence
+too; diurnal thinning continues from the last candidate time (same law, candidates drawn in other
+block sizes). The queue state (replica free times, waiting requests, the batcher's
 ready time) and the cache contents carry over, so chunking does not alter the system: a batch whose
 start depends on arrivals of the next chunk is decided there.
+
+Each chunk is drawn straight into working arrays reused from chunk to chunk, behind the requests
+carried from the previous one (fresh arrays cost page faults, and concatenating the tail a copy), and
+chunks of 2^16 requests stay in cache from drawing to the kernel. Without batching the kernel folds
+each request into the statistics itself; with batching it writes per-request results that
+:func:`~simulator.fast.kernels.fold` reduces.
 
 Kept per replication: sums (latency, its parts, busy time), counts and a :class:`~.sketch.LatencySketch`
 (relative error ≤ 0.39 % on every quantile). Warm-up deletion is a fixed fraction of the requests
@@ -19,15 +26,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from ..replication import ReplicationSummary
 from ..scenario import Arrivals, Scenario
-from ..service import ServiceModel
+from ..service import ServiceModel, VariateStream
 from ..validation import check_integer, check_probability, check_quantile
-from ..variates import streams
-from ..workload import Trace, load_trace, zipf_popularity
+from ..variates import ZipfKeys, renewal_times, streams
+from ..workload import Trace, load_trace
 from . import kernels as K
 from .cache import CacheState
 from .engine import QueueRunner
@@ -58,16 +64,30 @@ class ArrivalStream:
             self.mean_len = (arrivals.burst_mean_s * (1.0 - f) / f, arrivals.burst_mean_s)
             self.state = 0 if rng.random() >= f else 1
 
-    def next(self, n: int) -> np.ndarray:
+    def next(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The next ``n`` arrival times, into ``out`` (float64, length n) if given."""
         p, a, rng = self.a.process, self.a, self.rng
         if p == "poisson":
-            out = _renewal_times(rng.standard_exponential(n), a.rate, self.t)
+            out = renewal_times(rng.standard_exponential(n, out=out), a.rate, self.t)
             self.t = float(out[-1]) if n else self.t
-        elif p == "gamma":
+            self.drawn += n
+            return out
+        if p == "gamma":
             shape = 1.0 / a.cv**2
-            out = _renewal_times(rng.standard_gamma(shape, n), shape * a.rate, self.t)
+            out = renewal_times(rng.standard_gamma(shape, n, out=out), shape * a.rate, self.t)
             self.t = float(out[-1]) if n else self.t
-        elif p == "trace":
+            self.drawn += n
+            return out
+        times = self._other(n)
+        self.drawn += n
+        if out is None:
+            return times
+        out[:] = times
+        return out
+
+    def _other(self, n: int) -> np.ndarray:
+        p, a = self.a.process, self.a
+        if p == "trace":
             tr = self.trace
             idx = np.arange(self.drawn, self.drawn + n)
             out = tr.times[idx % tr.times.size] + self.span * (idx // tr.times.size)
@@ -77,7 +97,6 @@ class ArrivalStream:
             out = self._mmpp(n)
         else:
             out = self._diurnal(n)
-        self.drawn += n
         return out
 
     def _take(self, n: int, parts: list) -> int:
@@ -114,16 +133,6 @@ class ArrivalStream:
         return np.concatenate(parts) if parts else np.empty(0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _renewal_times(gaps, divisor, t0):
-    """``t0 + np.cumsum(gaps / divisor)`` with the same roundings, in place and three times faster."""
-    acc = 0.0
-    for i in range(gaps.size):
-        acc += gaps[i] / divisor
-        gaps[i] = t0 + acc
-    return gaps
-
-
 class KeyStream:
     """Request keys as dense labels 0..n_keys-1: Zipf draws, or the trace's keys replayed in a cycle."""
 
@@ -135,9 +144,7 @@ class KeyStream:
             _, self.labels = np.unique(trace.keys, return_inverse=True)
             self.n_keys = int(self.labels.max()) + 1
         else:
-            cdf = np.cumsum(zipf_popularity(scenario.cache.zipf_alpha, scenario.cache.keys))
-            cdf[-1] = 1.0
-            self.cdf = cdf
+            self.zipf = ZipfKeys(scenario.cache.zipf_alpha, scenario.cache.keys)
             self.n_keys = scenario.cache.keys
 
     def next(self, n: int) -> np.ndarray:
@@ -145,13 +152,13 @@ class KeyStream:
             idx = np.arange(self.drawn, self.drawn + n) % self.labels.size
             out = self.labels[idx].astype(np.int64)
         else:  # as simulator.workload.zipf_keys
-            out = np.searchsorted(self.cdf, self.rng.random(n), side="right").astype(np.int64)
+            out = self.zipf.draw(self.rng, n)
         self.drawn += n
         return out
 
 
 def run_streaming(scenario: Scenario, model: ServiceModel, n_requests: int, seed_seq: np.random.SeedSequence,
-                  chunk: int = 2**20, quantiles=DEFAULT_QUANTILES, warmup_fraction: float | None = None,
+                  chunk: int = 2**16, quantiles=DEFAULT_QUANTILES, warmup_fraction: float | None = None,
                   *, trace: Trace | None = None, return_sketch: bool = False):
     """One replication of ``n_requests`` in chunks, reduced on the fly to a :class:`ReplicationSummary`.
 
@@ -165,7 +172,7 @@ def run_streaming(scenario: Scenario, model: ServiceModel, n_requests: int, seed
     seed_seq : numpy.random.SeedSequence
         The replication's seed; its streams are those of :func:`simulator.variates.streams`.
     chunk : int
-        Requests drawn per chunk.
+        Requests drawn per chunk (memory grows with it; throughput is flat from 2^13 to 2^17).
     quantiles : sequence of float
         Latency quantiles to report (fractions), each within relative error
         :data:`simulator.fast.RELATIVE_ERROR` (2^-8 ≈ 0.39 %) of the exact order statistic.
@@ -200,51 +207,70 @@ def run_streaming(scenario: Scenario, model: ServiceModel, n_requests: int, seed
         cache = CacheState(scenario.cache.policy, scenario.cache.capacity, keys.n_keys)
     warm = math.floor(warmup_fraction * n)
     fs, ist, hist = K.new_stats(NBUCKETS)
-    buffers = _Buffers()
-    carry_a, carry_v, carry_s = np.empty(0), np.empty(0), np.empty(0, np.int8)
+    fold_in_kernel = runner.kind == "plain"
+    work = _Work(results=not fold_in_kernel)
+    service = VariateStream(model, rngs["service"])
+    k = 0            # requests carried (still waiting) at the front of the working arrays
     g0 = 0           # global index of local index 0
     drawn = 0
     t_first = t_warm = math.nan
     while drawn < n:
         m = min(chunk, n - drawn)
-        new_a = arrivals.next(m)
-        new_v = model.draw(rngs["service"], m)
-        new_s = np.zeros(m, np.int8)
+        arr, var, status, out = work.take(k, k + m)
+        # this chunk's variates go straight into the working arrays, after the carried requests
+        new_a = arrivals.next(m, out=arr[k:])
+        service.next(m, out=var[k:])
         if cache is not None:
-            new_s[cache.hits(keys.next(m))] = 1
+            status[k:] = cache.hits(keys.next(m))
+        else:
+            status[k:] = 0
         if drawn == 0:
             t_first = float(new_a[0])
         if drawn <= warm < drawn + m:
             t_warm = float(new_a[warm - drawn])
-        if carry_a.size:
-            arr, var, status = (np.concatenate((carry_a, new_a)), np.concatenate((carry_v, new_v)),
-                                np.concatenate((carry_s, new_s)))
-        else:
-            arr, var, status = new_a, np.ascontiguousarray(new_v, dtype=np.float64), new_s
         drawn += m
-        out = buffers.get(arr.size)
-        cut = runner.feed(arr, var, status, carry_a.size, drawn == n, out, g0, warm, fs, ist)
-        K.fold(out, status, 0, cut, runner.hit_latency, g0, warm, fs, ist, hist)
-        carry_a, carry_v, carry_s = arr[cut:], var[cut:], status[cut:]
+        if fold_in_kernel:  # the plain kernel folds each outcome at once (every request finishes)
+            cut = runner.feed(arr, var, status, k, drawn == n, None, g0, warm, fs, ist, hist)
+        else:
+            cut = runner.feed(arr, var, status, k, drawn == n, out, g0, warm, fs, ist)
+            K.fold(out, status, 0, cut, runner.hit_latency, g0, warm, fs, ist, hist)
+        k = arr.size - cut
+        work.carry(cut, k)
         g0 += cut
     sketch = LatencySketch(hist, fs[K.F_LMIN], fs[K.F_LMAX])
     summary = _summary(scenario.replicas, fs, ist, sketch, qs, warm, t_first, t_warm)
     return (summary, sketch) if return_sketch else summary
 
 
-class _Buffers:
-    """Per-request result arrays of a chunk, reused from chunk to chunk (grown when a chunk is longer)."""
+class _Work:
+    """A chunk's arrays, reused from chunk to chunk: arrival times, service variates and status of the
+    requests carried from the previous chunk (at the front) and of the new ones, and the per-request
+    results. Fresh arrays per chunk cost page faults and copies (concatenating the carried tail)."""
 
-    def __init__(self):
+    def __init__(self, results: bool = True):
         self.size = 0
-        self.arrays: tuple = ()
+        self.results = results  # whether the per-request results need arrays (else the kernel folds)
 
-    def get(self, n: int) -> tuple:
+    def take(self, keep: int, n: int) -> tuple:
+        """Views of length n; the first ``keep`` requests (the carried ones) are preserved."""
         if n > self.size:
-            self.size = max(n, int(self.size * 1.25))
+            size = max(n, int(self.size * 1.25))
             e = np.empty
-            self.arrays = (e(self.size), e(self.size, np.int32), e(self.size), e(self.size), e(self.size))
-        return tuple(a[:n] for a in self.arrays)
+            arr, var, status = e(size), e(size), e(size, np.int8)
+            if keep:
+                arr[:keep], var[:keep], status[:keep] = self.arr[:keep], self.var[:keep], self.status[:keep]
+            self.arr, self.var, self.status = arr, var, status
+            if self.results:
+                # the batch wait zeroed: a kernel without batching never writes it
+                self.out = (e(size), e(size, np.int32), np.zeros(size), e(size), e(size))
+            self.size = size
+        return self.arr[:n], self.var[:n], self.status[:n], tuple(a[:n] for a in self.out) if self.results else ()
+
+    def carry(self, cut: int, k: int) -> None:
+        """Move the k requests from local index ``cut`` on to the front (they still wait)."""
+        if k and cut:
+            for a in (self.arr, self.var, self.status):
+                a[:k] = a[cut:cut + k]  # numpy copies through a temporary where the ranges overlap
 
 
 def _summary(servers, fs, ist, sketch, qs, warm, t_first, t_warm) -> ReplicationSummary:

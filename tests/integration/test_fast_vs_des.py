@@ -1,8 +1,9 @@
 """Engines agree: given the same variates, the compiled and the SimPy engine give the same requests.
 
-Every feature the two share is covered — plain G/G/c (linear scan and heap of replicas), greedy and
-timed batching (TF-Serving's rule, light to heavy load), the cache, the queue limit, contention, and all
-of them at once — with parametric and empirical (profile) service models. Latencies must agree within 1e-9 s, request by request; drops, cache
+Every feature the two share is covered — plain G/G/c (replica free times kept sorted, or as a heap
+beyond simulator.fast.kernels.HEAP_MIN replicas), greedy and timed batching (TF-Serving's rule, light
+to heavy load), the cache, the queue limit, contention, and all of them at once — with parametric and
+empirical (profile) service models. Latencies must agree within 1e-9 s, request by request; drops, cache
 hits and batch sizes exactly. (Continuous variates: simultaneous events, which the engines order
 differently, have probability zero; see simulator.fast.kernels.)
 """
@@ -47,6 +48,17 @@ def _compare(sc, model, n, seed):
 def test_same_latencies_as_simpy(name, seed):
     sc, model = make(**CASES[name])
     _compare(sc, model, 4000, seed)
+
+
+@pytest.mark.parametrize("case", [{"rho": 0.98}, {"slowdown": np.linspace(1.0, 1.5, 1200), "K": 40, "rho": 1.02},
+                                  {"B": 4, "T": 0.003, "rho": 0.98}])
+def test_same_latencies_beyond_the_heap_threshold(case):
+    """More replicas than simulator.fast.kernels.HEAP_MIN: the free times are a heap, not sorted."""
+    from simulator.fast.kernels import HEAP_MIN
+
+    sc, model = make(c=HEAP_MIN + 100, **case)
+    out = _compare(sc, model, 12 * sc.replicas, 16)
+    assert np.nanmax(out.queue_wait + out.batch_wait) > 0  # replicas were all busy at times
 
 
 @pytest.mark.parametrize("arrivals", [Arrivals(process="mmpp", rate=250.0, burst_mean_s=0.2),

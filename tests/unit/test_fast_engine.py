@@ -117,9 +117,9 @@ def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="
 CASES = {
     "plain": {},
     "single": {"c": 1},
-    "heap": {"c": 30},
-    "heap_contention_limit": {"c": 20, "slowdown": SLOWDOWN, "K": 4, "rho": 1.1},
-    "heap_batching": {"c": 16, "B": 4, "T": 0.003},
+    "many": {"c": 30},
+    "many_contention_limit": {"c": 20, "slowdown": SLOWDOWN, "K": 4, "rho": 1.1},
+    "many_batching": {"c": 16, "B": 4, "T": 0.003},
     "gamma_arrivals": {"arrivals": "gamma"},
     "greedy": {"B": 4},
     "timeout": {"B": 4, "T": 0.005},
@@ -296,6 +296,46 @@ def test_model_must_cover_the_batch_size():
     small = ServiceModel.parametric(0.0, 1.5, "lognormal", batch_time=(0.004, 0.003), max_batch=2)
     with pytest.raises(InputError, match="batches up to 2"):
         fast.run_replication(sc, small, variates_for(sc, small, 10, 1))
+
+
+_LAYOUT_CASES = ["plain", "single", "limit", "contention", "cache", "many", "many_contention_limit", "many_batching",
+                 "timeout_heavy", "everything"]
+
+
+@pytest.mark.parametrize("name,layout", [(name, "heap") for name in _LAYOUT_CASES] + [
+    (name, "array") for name in _LAYOUT_CASES  # where the engine itself would keep the free times in registers
+    if CASES[name].get("B", 1) == 1 and CASES[name].get("c", 3) <= 8])
+def test_every_layout_of_replica_free_times_gives_the_same_outcomes(name, layout):
+    """The kernels keep the free times in registers (plain, up to REG_MAX replicas), in a sorted array
+    (up to HEAP_MIN) or in a binary heap (beyond). Forced on these small systems, the heap and the
+    sorted array give every request bit for bit the outcome of the engine's own choice, and all that
+    of the event simulation."""
+    from simulator.fast import kernels as K
+    from simulator.fast.engine import QueueRunner
+
+    sc, model = make(**CASES[name])
+    n = 3000
+    v = variates_for(sc, model, n, 6)
+    ref = fast.run_replication(sc, model, v)
+    assert sc.replicas <= K.HEAP_MIN and K.REG_MAX == 8  # the run above used no heap; registers up to 8
+    runner = QueueRunner(sc, model)
+    runner.heap = layout == "heap"
+    status = ref.cache_hit.astype(np.int8)
+    out = (np.full(n, np.nan), np.zeros(n, np.int32), np.zeros(n), np.zeros(n), np.zeros(n))
+    fs, ist, _ = K.new_stats(1)
+    if layout == "heap":
+        assert runner.feed(v.arrival_times, v.service, status, 0, True, out, 0, 0, fs, ist) == n
+    else:  # the array kernel called directly (run_plain itself takes registers up to REG_MAX replicas)
+        n0 = 0
+        while (n0 := K._run_plain_array(v.arrival_times, v.service, status, n0, runner.limit, runner.W, False,
+                                        runner.ring, runner.rs, runner.m, runner.hit_latency, out, 0, 0, fs,
+                                        ist, None)) < n:
+            runner.ring = K.grow_ring(runner.ring, runner.rs)
+    np.testing.assert_array_equal(status == 2, ref.dropped)
+    for k, key in enumerate(("latency", "batch_size", "batch_wait", "queue_wait", "service")):
+        np.testing.assert_array_equal(out[k], getattr(ref, key), err_msg=key)
+    assert (fs[K.F_BUSY], fs[K.F_END], ist[K.I_BATCH]) == (ref.busy_time, ref.end_time, ref.n_batches)
+    np.testing.assert_allclose(out[0], reference_run(sc, model, v)["latency"], rtol=0, atol=1e-12)
 
 
 def test_empirical_model_resamples_profile_samples():

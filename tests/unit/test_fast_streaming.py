@@ -18,7 +18,7 @@ from simulator.workload import arrival_times, load_trace, zipf_keys
 
 from .test_fast_engine import CASES, make
 
-STREAM_CASES = ["plain", "heap", "greedy", "timeout", "timeout_long", "timeout_heavy", "timeout_heavy_everything",
+STREAM_CASES = ["plain", "many", "greedy", "timeout", "timeout_long", "timeout_heavy", "timeout_heavy_everything",
                 "cache", "cache_zero_latency", "limit", "greedy_limit", "timeout_limit", "everything"]
 
 
@@ -79,6 +79,43 @@ def test_chunked_queue_gives_every_request_the_same_outcome(name):
         np.testing.assert_array_equal(got[k][served], getattr(one, key)[served], err_msg=key)
     assert int(ist[K.I_BATCH]) == one.n_batches
     assert fs[K.F_BUSY] == pytest.approx(one.busy_time, rel=1e-12)
+
+
+@pytest.mark.parametrize("case", [CASES[name] for name in ("plain", "single", "many", "limit", "limit0",
+                                                            "contention", "cache", "many_contention_limit",
+                                                            "gamma_arrivals")]
+                         + [{"cache": Cache("fifo", 40, 0.9, 400, 0.0)}, {"K": 3000, "rho": 1.5, "c": 2}])
+def test_plain_kernel_folds_as_fold_does(case):
+    """Without batching the kernel folds each outcome itself (hist given, out None): the sums, counts,
+    min/max and histogram are bit for bit those of fold() on the per-request arrays, chunk by chunk,
+    with warm-up, hits (also of zero latency), drops and the queue-limit ring's growth."""
+    from simulator.fast.sketch import NBUCKETS
+
+    sc, model = make(**case)
+    n = 5000
+    v = draw_variates(sc, model, n, streams(replication_seeds(31, 1)[0]))
+    status0 = np.zeros(n, np.int8)
+    if sc.cache.enabled:
+        status0[cache_hits({"lru": 0, "lfu": 1, "fifo": 2}[sc.cache.policy], sc.cache.capacity, v.keys)] = 1
+    warm = 700
+    got, want = [], []
+    for in_kernel in (True, False):
+        runner = QueueRunner(sc, model)
+        fs, ist, hist = K.new_stats(NBUCKETS)
+        status = status0.copy()
+        for lo, hi in ((0, 333), (333, 2000), (2000, n)):
+            m = hi - lo
+            a, x, st = v.arrival_times[lo:hi], v.service[lo:hi], status[lo:hi]
+            if in_kernel:
+                assert runner.feed(a, x, st, 0, hi == n, None, lo, warm, fs, ist, hist) == m
+            else:
+                out = (np.empty(m), np.empty(m, np.int32), np.zeros(m), np.empty(m), np.empty(m))
+                assert runner.feed(a, x, st, 0, hi == n, out, lo, warm, fs, ist) == m
+                K.fold(out, st, 0, m, runner.hit_latency, lo, warm, fs, ist, hist)
+        (got if in_kernel else want).append((fs, ist, hist, status))
+    for g, w in zip(got[0], want[0]):
+        np.testing.assert_array_equal(g, w)
+    assert got[0][1][K.I_DONE] > 0
 
 
 def test_streaming_default_warmup_follows_the_run_rule():
