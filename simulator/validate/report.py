@@ -18,7 +18,7 @@ __all__ = ["MODEL_LABELS", "table_rows", "write_report"]
 
 MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated profile",
                 "profile": "given profile", "replay": "replay (diagnostic)",
-                "ordered": "calibrated, measured order"}
+                "ordered": "calibrated, measured order", "under_load": "under-load profile (all loads)"}
 _BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
                  "measured_ms", "measured_runs_ms", "spread_pct", "loadavg_1min_max")
 

@@ -159,3 +159,23 @@ def test_under_load_profile_from_live_runs_is_what_simulate_reads(tmp_path):
                   run=Run(requests=3000, replications=2))
     assert make_service_model(sc).mean(1) == pytest.approx((icpt + slope * 200), rel=1e-5)
     assert simulate(sc).breakdown_ms["stages"] == pytest.approx(0.4, rel=1e-9)
+
+
+def test_plan_reads_the_under_load_block(tmp_path):
+    """The same samples plan to more replicas when the profile says service is 1.5x slower under load, and
+    every simulated latency of the plan carries the client-side overhead."""
+    from simulator.planner import plan
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fp32.json").write_text(json.dumps(_doc()))
+    (tmp_path / "p" / "slow.json").write_text(json.dumps(_doc(
+        {"client_overhead_s": 0.002, "load_factors": [{"per_replica_rate": 1.0, "factor": 1.5}]})))
+    cat = tmp_path / "c.toml"
+    cat.write_text('[hardware.box]\nkind="cpu"\nprice_per_hour=0.1\n'
+                   '[models.m.box]\nfp32="p/fp32.json"\nslow="p/slow.json"\n', encoding="utf-8")
+    kw = dict(catalog=str(cat), capacity=False, growth=False, requests=4000, replications=3)
+    plain = plan("m", 600.0, "p99=60ms", variants=["fp32"], **kw).recommendation
+    slow = plan("m", 600.0, "p99=60ms", variants=["slow"], **kw).recommendation
+    # mean service 10 ms: 600 req/s needs > 6 replicas, > 9 at 15 ms
+    assert plain["replicas"] >= 7 and slow["replicas"] >= 10
+    assert slow["p99_ms"] > 2.0
