@@ -74,3 +74,20 @@ def test_calibration_recovers_a_known_queue(tmp_path, rho):
     point = ctx["calibration_points"][1][0]
     assert point["overhead_ms"] == pytest.approx(OVERHEAD_S * 1e3, rel=0.02)
     assert point["mean_ms"] == pytest.approx(2.0, rel=0.05)
+
+
+def test_target_rate_solves_a_power_law_and_falls_back_to_proportional():
+    from simulator.validate.harness import target_rate
+
+    def busy(r):  # effective service shrinking with load: busy = k * rate^0.7
+        return 0.01 * r ** 0.7
+
+    r1 = 300.0
+    r2 = r1 * 0.85 / busy(r1)
+    got = target_rate([(r1, busy(r1)), (r2, busy(r2))], 0.85)
+    assert busy(got) == pytest.approx(0.85, rel=1e-9)
+    assert target_rate([(r1, 0.5)], 0.85) == pytest.approx(r1 * 0.85 / 0.5)           # one run
+    assert target_rate([(r1, 0.5), (r1, 0.6)], 0.85) == pytest.approx(r1 * 0.85 / 0.6)  # no rate change
+    # two noisy runs that suggest a near-flat response cannot push the rate beyond 1.2x the proportional one
+    far = target_rate([(300.0, 0.60), (400.0, 0.61)], 0.85)
+    assert far == pytest.approx(400.0 * 0.85 / 0.61 * 1.2)
