@@ -76,3 +76,18 @@ def test_torchscript_file(tmp_path):
     assert p.model["input_shape"] == [3, 32, 32]
     with pytest.raises(InputError, match="--input-shape"):
         run_profile(ProfileConfig(str(path), backend="torch", rule=RULE))
+
+
+def test_random_mobilenet_has_calibrated_batch_norm_so_fp16_is_comparable():
+    """Without calibrated batch-norm statistics a random MobileNetV2's logits decay to ~1e-9, below fp16's
+    range (an H100 profile showed fp16 answering all zeros); with them they are O(1) and fp16 agrees."""
+    from simulator.profiling.torch_backend import build_torch_model
+
+    x = torch.from_numpy(np.random.default_rng(1).random((4, 3, 224, 224), dtype=np.float32))
+    with torch.inference_mode():
+        y = build_torch_model("mobilenet_v2")(x)
+        yh = build_torch_model("mobilenet_v2").half()(x.half()).float()
+    assert y.abs().max() > 0.1
+    # fp16 keeps ~3 decimal digits per op; over 50 layers a few percent of the largest logit
+    assert ((yh - y).abs().max() / y.abs().max()) < 0.1
+    assert bool((yh.argmax(1) == y.argmax(1)).all())
