@@ -209,6 +209,53 @@ def _fold_drop(acc, obs):
     return (s_all, s_lat, s_lat2, s_hit, s_bw, s_qw, s_sv, lmin, lmax, n_drop, n_hit, n_model)
 
 
+@numba.njit(cache=True, inline="always")
+def _ring_forget(ring, r_head, r_count, r_wait, a, cap):
+    """Forget the queue-limit ring's waiting requests started by ``a``; returns the ring's new state."""
+    while r_count > 0 and ring[0, r_head] <= a:
+        r_wait -= np.int64(ring[1, r_head])
+        r_head = r_head + 1 if r_head + 1 < cap else 0
+        r_count -= 1
+    return r_head, r_count, r_wait
+
+
+@numba.njit(cache=True, inline="always")
+def _ring_push(ring, r_head, r_count, r_wait, s, cap):
+    """A request that waits: its start ``s`` joins the ring; returns the new (count, waiting)."""
+    k = r_head + r_count
+    k = k - cap if k >= cap else k
+    ring[0, k] = s
+    ring[1, k] = 1.0
+    return r_count + 1, r_wait + 1
+
+
+@numba.njit(cache=True, inline="always")
+def _tally(busy_all, nb, end, busy_obs, nb_obs, sv, d, obs):
+    """Count one service of length ``sv`` ending at ``d`` in the busy time, batches and end time."""
+    busy_all += sv
+    nb += 1
+    end = max(end, d)
+    if obs:
+        busy_obs += sv
+        nb_obs += 1
+    return busy_all, nb, end, busy_obs, nb_obs
+
+
+@numba.njit(cache=True, inline="always")
+def _out_served(out, i, x, qw, sv):
+    """Batch size 1; the batch wait (0) is left as the caller passes it, zeroed."""
+    out[0][i] = x
+    out[1][i] = 1
+    out[3][i] = qw
+    out[4][i] = sv
+
+
+@numba.njit(cache=True, inline="always")
+def _hist_add(hist, scratch, bits, x):
+    scratch[0] = x
+    hist[bucket(bits[0], hist.size)] += 1
+
+
 def grow_ring(ring: np.ndarray, rs: np.ndarray) -> np.ndarray:
     """A ring twice as long holding the same entries from index 0 (rs[0] is reset)."""
     cap = ring.shape[1]
@@ -289,10 +336,7 @@ def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hi
             if r_count >= cap:
                 stop = i
                 break
-            while r_count > 0 and ring[0, r_head] <= a:  # forget the waiting ones started by now
-                r_wait -= np.int64(ring[1, r_head])
-                r_head = r_head + 1 if r_head + 1 < cap else 0
-                r_count -= 1
+            r_head, r_count, r_wait = _ring_forget(ring, r_head, r_count, r_wait, a, cap)
             if wj > a and r_wait >= c_limit:
                 status[i] = 2
                 if hist is not None:
@@ -306,29 +350,15 @@ def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hi
         d = s + sv
         wj = _replace_first(W, d, use_heap)
         if has_limit and s > a:  # it waits: its start joins the ring
-            k = r_head + r_count
-            k = k - cap if k >= cap else k
-            ring[0, k] = s
-            ring[1, k] = 1.0
-            r_count += 1
-            r_wait += 1
+            r_count, r_wait = _ring_push(ring, r_head, r_count, r_wait, s, cap)
         if hist is not None:
             x = d - a
             acc = _fold_one(acc, x, False, 0.0, s - a, sv, obs)
             if obs:
-                scratch[0] = x
-                hist[bucket(bits[0], hist.size)] += 1
-        if out is not None:  # batch size 1; the batch wait (0) is left as the caller passes it, zeroed
-            out[0][i] = d - a
-            out[1][i] = 1
-            out[3][i] = s - a
-            out[4][i] = sv
-        busy_all += sv
-        nb += 1
-        end = max(end, d)
-        if obs:
-            busy_obs += sv
-            nb_obs += 1
+                _hist_add(hist, scratch, bits, x)
+        if out is not None:
+            _out_served(out, i, d - a, s - a, sv)
+        busy_all, nb, end, busy_obs, nb_obs = _tally(busy_all, nb, end, busy_obs, nb_obs, sv, d, obs)
     if has_limit:
         rs[0] = r_head
         rs[1] = r_count
@@ -411,10 +441,7 @@ def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out,
             if r_count >= cap:
                 stop = i
                 break
-            while r_count > 0 and ring[0, r_head] <= a:  # forget the waiting ones started by now
-                r_wait -= np.int64(ring[1, r_head])
-                r_head = r_head + 1 if r_head + 1 < cap else 0
-                r_count -= 1
+            r_head, r_count, r_wait = _ring_forget(ring, r_head, r_count, r_wait, a, cap)
             if w0 > a and r_wait >= c_limit:
                 status[i] = 2
                 if hist is not None:
@@ -431,29 +458,15 @@ def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out,
                                           _hi(w3, _lo(w4, d)), _hi(w4, _lo(w5, d)), _hi(w5, _lo(w6, d)),
                                           _hi(w6, _lo(w7, d)), _hi(w7, d))
         if has_limit and s > a:  # it waits: its start joins the ring
-            k = r_head + r_count
-            k = k - cap if k >= cap else k
-            ring[0, k] = s
-            ring[1, k] = 1.0
-            r_count += 1
-            r_wait += 1
+            r_count, r_wait = _ring_push(ring, r_head, r_count, r_wait, s, cap)
         if hist is not None:
             x = d - a
             acc = _fold_one(acc, x, False, 0.0, s - a, sv, obs)
             if obs:
-                scratch[0] = x
-                hist[bucket(bits[0], hist.size)] += 1
-        if out is not None:  # batch size 1; the batch wait (0) is left as the caller passes it, zeroed
-            out[0][i] = d - a
-            out[1][i] = 1
-            out[3][i] = s - a
-            out[4][i] = sv
-        busy_all += sv
-        nb += 1
-        end = max(end, d)
-        if obs:
-            busy_obs += sv
-            nb_obs += 1
+                _hist_add(hist, scratch, bits, x)
+        if out is not None:
+            _out_served(out, i, d - a, s - a, sv)
+        busy_all, nb, end, busy_obs, nb_obs = _tally(busy_all, nb, end, busy_obs, nb_obs, sv, d, obs)
     W[0] = w0
     if c > 1:
         W[1] = w1
