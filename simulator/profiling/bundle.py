@@ -128,10 +128,14 @@ def write_readme(device_dir: Path) -> Path:
         regenerate = ("Regenerate on a CUDA machine: `python -m simulator.profiling.bundle --set gpu` "
                       "(about 5 minutes).")
     else:
-        where = (f"on {device['name']} ({device.get('cores')} cores). The machine was shared with other work "
-                 "while measuring: the 1-minute load average is recorded per point in each file and its maximum "
-                 "is shown below; a load above the core count means other processes competed for the CPU, "
-                 "which inflates and spreads these times")
+        cores = device.get("cores") or 1
+        loads = [r["loadavg_max"] for r in rows if r["loadavg_max"] is not None]
+        shared = bool(loads) and max(loads) > cores + 0.5
+        where = (f"on {device['name']} ({cores} cores). The 1-minute load average is recorded per point in each "
+                 "file and its maximum is shown below; it counts the profiler's own threads (up to the core "
+                 "count)" + ("; a load well above the core count, as here, means other processes competed for "
+                             "the CPU, which inflates and spreads these times" if shared else
+                             "; no other work ran while these were measured"))
         regenerate = "Regenerate: `python -m simulator.profiling.bundle` (about 20 minutes on 2 cores)."
     lines = [
         f"# Measured profiles: {device_dir.name}",
