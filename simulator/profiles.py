@@ -31,6 +31,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ SUPPORTED_MAJOR = 1
 SOURCES = ("measured", "published")
 DEVICE_KINDS = ("cpu", "gpu", "tpu")
 
-__all__ = ["SCHEMA_VERSION", "Profile", "ProfilePoint", "default_profile_path", "profiles_root"]
+__all__ = ["SCHEMA_VERSION", "Profile", "ProfilePoint", "default_profile_path", "load_profile_cached",
+           "profiles_root"]
 
 
 @dataclass(frozen=True)
@@ -98,19 +100,18 @@ class Profile:
     def load(cls, path: str | os.PathLike) -> Profile:
         """Read and validate a profile JSON file."""
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ProfileError(f"profile file {str(p)!r} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"profile file {str(p)!r} cannot be read: {exc}") from None
+        return cls.from_text(_read_text(p), origin=str(p))
+
+    @classmethod
+    def from_text(cls, text: str, origin: str = "<memory>") -> Profile:
+        """Parse and validate a profile document given as JSON text."""
         if not text.strip():
-            raise ProfileError(f"profile file {str(p)!r} is empty")
+            raise ProfileError(f"profile file {origin!r} is empty")
         try:
             data = json.loads(text, parse_constant=_refuse_constant)
         except (json.JSONDecodeError, ValueError) as exc:
-            raise ProfileError(f"profile file {str(p)!r} is not valid JSON: {exc}") from None
-        return cls.from_dict(data, origin=str(p))
+            raise ProfileError(f"profile file {origin!r} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, origin=origin)
 
     @classmethod
     def from_dict(cls, data: object, origin: str = "<memory>") -> Profile:
@@ -234,6 +235,28 @@ class Profile:
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r}, source={self.source!r}, batch_sizes={self.batch_sizes})"
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"profile file {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile file {str(p)!r} cannot be read: {exc}") from None
+
+
+@lru_cache(maxsize=16)
+def _parse_cached(text: str, origin: str) -> Profile:
+    return Profile.from_text(text, origin)
+
+
+def load_profile_cached(path: str | os.PathLike) -> Profile:
+    """:meth:`Profile.load`, parsed once per content of the file (it is read every time, so an edited file
+    is parsed again). For callers that load the same file over and over, like ``simulate`` inside a plan;
+    the Profile returned is shared, so treat it as read-only."""
+    p = Path(path)
+    return _parse_cached(_read_text(p), str(p))
 
 
 def _refuse_constant(token: str):

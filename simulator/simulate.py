@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import InputError, UnstableSystemError
 from .montecarlo import BREAKDOWN_KEYS, run_replications, summarize
+from .profiles import load_profile_cached
 from .replication import ReplicationSummary
 from .result import LATENCY_KEYS, PERCENTILES, Result
 from .scenario import Scenario, Service, Stage
@@ -45,8 +46,7 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
     big_b = scenario.batching.max_batch_size
     has_sweep = False
     if svc.profile is not None:
-        from .profiles import Profile
-        prof = Profile.load(svc.profile)
+        prof = load_profile_cached(svc.profile)  # simulate reads it twice, a plan many times
         model = ServiceModel.from_profile(prof, max_batch=big_b)
         has_sweep = len(prof.concurrency_levels) >= 2 and model.slowdown.size > 2
         under = prof.under_load
@@ -83,9 +83,7 @@ def _profile_overhead(scenario: Scenario) -> float:
     svc = scenario.service
     if svc is None or svc.profile is None:
         return 0.0
-    from .profiles import Profile
-
-    under = Profile.load(svc.profile).under_load
+    under = load_profile_cached(svc.profile).under_load
     return under.client_overhead_s if under is not None else 0.0
 
 

@@ -100,13 +100,7 @@ def plot_profile(profile: Profile, path: str | os.PathLike) -> Path:
     p99 = np.array([np.quantile(profile.samples(b), 0.99) for b in sizes]) * 1e3
     ax.plot(sizes, means, "o-", label="mean")
     ax.plot(sizes, p99, "s--", label="p99")
-    if len(sizes) >= 2:
-        curve = fit_profile_batch_curve(profile)
-        grid = np.linspace(1, max(sizes), 100)
-        ax.plot(grid, curve.predict(grid) * 1e3, "k:",
-                label=f"a+b·n: {curve.a * 1e3:.2f}+{curve.b * 1e3:.2f}·n ms (R²={curve.r2:.3f})")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("service time (ms)")
+    _batch_curve_axes(ax, profile, sizes)
     ax.set_title("batch-size curve")
     ax.legend(fontsize=8)
     ax = axes[2]
@@ -126,11 +120,8 @@ def plot_profile(profile: Profile, path: str | os.PathLike) -> Path:
     return target
 
 
-def _plot_means_only(profile: Profile, target: Path, plt) -> Path:
-    """A published profile has means, not samples: plot its batch curve alone."""
-    sizes = profile.batch_sizes
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot(sizes, [profile.mean(b) * 1e3 for b in sizes], "o-", label="mean (published)")
+def _batch_curve_axes(ax, profile: Profile, sizes: list[int]) -> None:
+    """The fitted a + b·n line over the measured batch sizes (two or more), and the axis labels."""
     if len(sizes) >= 2:
         curve = fit_profile_batch_curve(profile)
         grid = np.linspace(1, max(sizes), 100)
@@ -138,6 +129,14 @@ def _plot_means_only(profile: Profile, target: Path, plt) -> Path:
                 label=f"a+b·n: {curve.a * 1e3:.2f}+{curve.b * 1e3:.2f}·n ms (R²={curve.r2:.3f})")
     ax.set_xlabel("batch size")
     ax.set_ylabel("service time (ms)")
+
+
+def _plot_means_only(profile: Profile, target: Path, plt) -> Path:
+    """A published profile has means, not samples: plot its batch curve alone."""
+    sizes = profile.batch_sizes
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(sizes, [profile.mean(b) * 1e3 for b in sizes], "o-", label="mean (published)")
+    _batch_curve_axes(ax, profile, sizes)
     ax.set_title(f"{profile.name} (source: {profile.source})")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -78,3 +78,18 @@ def test_published_points_need_citation_and_positive_mean(tmp_path):
     doc["points"][0]["mean_s"] = float("inf")
     with pytest.raises(ProfileError, match="mean_s must be a finite number > 0"):
         Profile.from_dict(doc)
+
+
+def test_cached_load_parses_once_per_content(tmp_path):
+    from simulator.profiles import load_profile_cached
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(make_profile_dict({1: np.array([0.010, 0.012])})))
+    first = load_profile_cached(path)
+    assert load_profile_cached(path) is first
+    # same size, other content: parsed again
+    path.write_text(json.dumps(make_profile_dict({1: np.array([0.020, 0.012])})))
+    again = load_profile_cached(path)
+    assert again is not first and again.mean(1) == pytest.approx(0.016)
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile_cached(tmp_path / "missing.json")
