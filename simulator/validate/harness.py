@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..profiles import Profile
+from ..profiles import Profile, load_profile_cached
 from ..result import Result
 from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
 from ..validation import check_choice, check_integer, check_positive, check_probability
@@ -372,8 +372,8 @@ def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float,
     from ..simulate import simulate
 
     if contention == "auto":
-        contention = "shared" if len(Profile.load(profile_path).concurrency_levels) >= 2 else "none"
-    if overhead_s > 0 and _profile_overhead(Profile.load(profile_path)) > 0:
+        contention = "shared" if len(load_profile_cached(profile_path).concurrency_levels) >= 2 else "none"
+    if overhead_s > 0 and _profile_overhead(load_profile_cached(profile_path)) > 0:
         raise InputError(f"{profile_path} already carries a client-side overhead (under_load); "
                          "give no other overhead with it")
     stages = (Stage("client overhead", overhead_s, 0.0, "deterministic", None),) if overhead_s > 0 else ()
