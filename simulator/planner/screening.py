@@ -31,7 +31,7 @@ from ..analytic.cache import cache_hit_ratio, zipf
 from ..analytic.ggc import ggc
 from ..analytic.mmc import mmc
 from ..errors import UnstableSystemError
-from ..profiles import Profile
+from ..profiles import Profile, load_profile_cached
 from ..service import ServiceModel
 from ..under_load import UnderLoad
 from .catalog import ServiceSpec
@@ -71,10 +71,7 @@ def under_load(spec: ServiceSpec) -> UnderLoad | None:
     """The ``under_load`` block of the spec's profile (None for parametric specs and isolated profiles)."""
     if spec.profile_path is None:
         return None
-    key = ("under_load", spec.key(), spec.profile_path)
-    if key not in _MODELS:
-        _MODELS[key] = Profile.load(spec.profile_path).under_load
-    return _MODELS[key]
+    return load_profile_cached(spec.profile_path).under_load
 
 
 @dataclass
