@@ -19,12 +19,19 @@ time through :func:`service_time`, so that, given the same variates, they produc
 A batch uses the variate of its oldest request. When replicas share a host (``contention``), a service
 that starts while k replicas are busy (itself included) is multiplied by ``slowdown[k]``, measured by the
 profile's concurrency sweep.
+
+**Warm-up after idle** (``warm_idle_s``, ``warm_factor``; a profile's ``under_load.idle_factors``, see
+:mod:`simulator.under_load`): a batch whose replica sat idle for ``t`` seconds before the batch's oldest
+request arrived takes ``w(t)`` times longer, ``w`` linear from ``w(0) = 1`` through the table and flat
+beyond it; a batch whose oldest request had to wait was served back to back (``t = 0``). Every engine
+sends an arrival that finds several replicas idle to the one idle the longest (the earliest free), so
+that they agree on ``t``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -36,7 +43,8 @@ from .validation import check_choice, check_nonnegative, check_positive
 DISTRIBUTIONS = ("exponential", "deterministic", "lognormal", "gamma")
 EMPIRICAL, PARAMETRIC = 0, 1
 
-__all__ = ["DISTRIBUTIONS", "NormalStream", "ServiceModel", "VariateStream", "draw_unit_variates", "service_time"]
+__all__ = ["DISTRIBUTIONS", "NormalStream", "ServiceModel", "VariateStream", "draw_unit_variates", "service_time",
+           "warmup_factor"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,25 @@ class ServiceModel:
     slowdown: np.ndarray
     source: str = "parametric"
     notes: tuple[str, ...] = field(default=())
+    warm_idle_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    warm_factor: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def has_warmup(self) -> bool:
+        """Service times depend on how long the replica sat idle (:func:`warmup_factor`)."""
+        return self.warm_idle_s.size > 0
+
+    def with_warmup(self, idle_s, factor) -> ServiceModel:
+        """This model with the warm-up table ``w(idle_s[j]) = factor[j]`` (increasing idle_s > 0)."""
+        idle_s, factor = np.asarray(idle_s, dtype=float), np.asarray(factor, dtype=float)
+        if idle_s.shape != factor.shape or idle_s.ndim != 1 or np.any(idle_s <= 0) or np.any(np.diff(idle_s) <= 0) \
+                or np.any(factor <= 0):
+            raise InputError("warm-up table: idle times must increase and be > 0, factors > 0")
+        return replace(self, warm_idle_s=idle_s, warm_factor=factor)
+
+    def warmup(self, idle_s: float) -> float:
+        """Service-time multiplier after ``idle_s`` seconds idle (1 without a warm-up table)."""
+        return float(warmup_factor(self.warm_idle_s, self.warm_factor, float(idle_s)))
 
     @property
     def max_batch(self) -> int:
@@ -96,9 +123,7 @@ class ServiceModel:
         return tuple(m**i * _unit_raw_moment(self.family, self.cv, i) for i in range(1, k + 1))
 
     def with_slowdown(self, slowdown: np.ndarray) -> ServiceModel:
-        return ServiceModel(self.mode, self.family, self.cv, self.means, self.emp_values, self.emp_start,
-                            self.emp_len, self.emp_scale, np.asarray(slowdown, dtype=float), self.source,
-                            self.notes)
+        return replace(self, slowdown=np.asarray(slowdown, dtype=float))
 
     def draw(self, rng: np.random.Generator, n: int, out: np.ndarray | None = None) -> np.ndarray:
         """Per-request variates for this model (uniforms or unit-mean draws), into ``out`` if given
@@ -110,7 +135,8 @@ class ServiceModel:
         """Draw n service times of a batch of ``batch_size`` with no contention (seconds)."""
         v = self.draw(rng, n)
         return np.array([service_time(self.mode, self.means, self.emp_values, self.emp_start, self.emp_len,
-                                      self.emp_scale, self.slowdown, batch_size, x, 1) for x in v])
+                                      self.emp_scale, self.slowdown, self.warm_idle_s, self.warm_factor,
+                                      batch_size, x, 1, 0.0) for x in v])
 
     # -- builders ------------------------------------------------------------------------------------
     @classmethod
@@ -236,8 +262,28 @@ def concurrency_slowdown(profile: Profile, max_servers: int = 256) -> np.ndarray
 
 
 @numba.njit(cache=True, inline="always")
-def service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, batch, v, busy):
-    """Service time (s) of a batch of ``batch`` requests started with ``busy`` replicas busy.
+def warmup_factor(warm_idle_s, warm_factor, idle):
+    """Warm-up multiplier after ``idle`` seconds idle: 1 at 0, linear through the table, flat beyond."""
+    n = warm_idle_s.size
+    if n == 0 or idle <= 0.0:
+        return 1.0
+    if idle >= warm_idle_s[n - 1]:
+        return warm_factor[n - 1]
+    x0 = 0.0
+    f0 = 1.0
+    j = 0
+    while warm_idle_s[j] < idle:
+        x0 = warm_idle_s[j]
+        f0 = warm_factor[j]
+        j += 1
+    return f0 + (warm_factor[j] - f0) * (idle - x0) / (warm_idle_s[j] - x0)
+
+
+@numba.njit(cache=True, inline="always")
+def service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, warm_idle_s, warm_factor,
+                 batch, v, busy, idle):
+    """Service time (s) of a batch of ``batch`` requests started with ``busy`` replicas busy, on a replica
+    that sat ``idle`` seconds idle before the batch's oldest request arrived (0: back to back).
 
     ``v`` is the variate of the batch's oldest request (uniform for empirical models, unit-mean draw for
     parametric ones). Compiled so that the SimPy and the fast engine share one definition.
@@ -251,6 +297,8 @@ def service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdow
     else:
         s = means[batch] * v
     k = busy if busy < slowdown.size else slowdown.size - 1
+    if idle > 0.0 and warm_idle_s.size > 0:
+        return s * slowdown[k] * warmup_factor(warm_idle_s, warm_factor, idle)
     return s * slowdown[k]
 
 

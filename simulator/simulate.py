@@ -52,6 +52,8 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
         under = prof.under_load
         if under is not None and under.rates:
             model = scale_model(model, under.factor(_per_replica_rate(scenario)))
+        if under is not None and under.idle_s:
+            model = model.with_warmup(under.idle_s, under.idle_factors)
     else:
         model = ServiceModel.parametric(svc.mean_s, svc.effective_cv, svc.dist, batch_time=svc.batch_time,
                                         max_batch=big_b)

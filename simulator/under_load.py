@@ -12,6 +12,9 @@ latency that never occupies a worker. The validation harness measures these insi
         "load_factors": [                    # service-time multiplier against per-replica arrival rate
             {"per_replica_rate": 170.0, "factor": 1.00},
             {"per_replica_rate": 290.0, "factor": 0.93}],
+        "idle_factors": [                    # warm-up: multiplier against the replica's preceding idle time
+            {"idle_s": 0.001, "factor": 1.03},
+            {"idle_s": 0.010, "factor": 1.45}],
         "measured": "how and where"          # free text, kept for the record
     }
 
@@ -21,6 +24,15 @@ latency that never occupies a worker. The validation harness measures these insi
   factor interpolated linearly at the scenario's per-replica arrival rate λ·(1 − expected cache hit
   ratio)/replicas, flat beyond the measured range. Factors are relative to the profile's own samples
   (1.0 at the rate they were measured at).
+* ``idle_factors`` (warm-up after idle): a batch whose replica sat idle for t seconds before the batch's
+  oldest request arrived takes w(t) times longer, w linear from w(0) = 1 (served back to back, after a
+  wait) through the table, flat beyond it. The profile's samples are then the back-to-back times. On
+  the 2-core validation host a request that found its worker idle 10 ms was served ~1.5x slower than
+  one that queued (CPU caches, TensorFlow's thread pool and the host's vCPUs go cold between requests);
+  since idle times shrink as the load grows, this one table carries the load dependence across loads
+  and replica counts, where ``load_factors`` only interpolate between the rates measured. Every engine
+  applies it per batch (:func:`simulator.service.service_time`); the planner's screen applies its mean
+  (:meth:`UnderLoad.warm_mean_factor`).
 
 A profile without the block behaves exactly as before.
 """
@@ -48,6 +60,8 @@ class UnderLoad:
     rates: tuple[float, ...] = ()
     factors: tuple[float, ...] = ()
     measured: str | None = None
+    idle_s: tuple[float, ...] = ()
+    idle_factors: tuple[float, ...] = ()
 
     def factor(self, per_replica_rate: float | None) -> float:
         """Service-time multiplier at ``per_replica_rate`` (1.0 without load factors or rate)."""
@@ -57,13 +71,41 @@ class UnderLoad:
 
     @property
     def min_factor(self) -> float:
-        """Smallest multiplier at any load: what a capacity upper bound may assume."""
-        return min(self.factors) if self.factors else 1.0
+        """Smallest multiplier at any load and idle time: what a capacity upper bound may assume."""
+        return min(self.factors, default=1.0) * min(min(self.idle_factors, default=1.0), 1.0)
+
+    def warm_mean_factor(self, per_replica_rate: float, mean_s: float) -> float:
+        """Mean warm-up multiplier of a replica's services at ``per_replica_rate`` (1 without a table).
+
+        A screen's estimate, not an engine's law: a replica finds an arrival idle with probability about
+        1 − ρ (ρ = λ·E[S]·factor, solved by fixed-point iteration, since ρ depends on the factor) and has
+        then been idle an exponential time of mean 1/per_replica_rate (mean_s: its back-to-back mean); the factor
+        is 1 + (1 − ρ)·(E[w(I)] − 1). The simulation that verifies a plan applies the table per batch.
+        """
+        if not self.idle_s or not per_replica_rate > 0:
+            return 1.0
+        # E[w(I)], I ~ Exp(rate): w is piecewise linear and flat beyond the table, so a fine quadrature
+        # on the exponential's quantiles is exact enough for a screen
+        u = (np.arange(512) + 0.5) / 512
+        idle = -np.log1p(-u) / per_replica_rate
+        xs = np.concatenate([[0.0], self.idle_s])
+        fs = np.concatenate([[1.0], self.idle_factors])
+        mean_w = float(np.interp(idle, xs, fs).mean())
+        f = 1.0
+        for _ in range(50):
+            rho = min(per_replica_rate * mean_s * f, 1.0)
+            nxt = 1.0 + (1.0 - rho) * (mean_w - 1.0)
+            if abs(nxt - f) < 1e-9:
+                break
+            f = nxt
+        return f
 
     def to_dict(self) -> dict:
         out: dict = {"client_overhead_s": self.client_overhead_s}
         if self.rates:
             out["load_factors"] = [{"per_replica_rate": r, "factor": f} for r, f in zip(self.rates, self.factors)]
+        if self.idle_s:
+            out["idle_factors"] = [{"idle_s": t, "factor": f} for t, f in zip(self.idle_s, self.idle_factors)]
         if self.measured:
             out["measured"] = self.measured
         return out
@@ -83,28 +125,33 @@ def parse_under_load(raw: object, where: str) -> UnderLoad | None:
         return None
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: under_load must be an object, got {type(raw).__name__}")
-    unknown = set(raw) - {"client_overhead_s", "load_factors", "measured"}
+    unknown = set(raw) - {"client_overhead_s", "load_factors", "idle_factors", "measured"}
     if unknown:
         raise ProfileError(f"{where}: under_load has unknown field(s) {', '.join(sorted(unknown))}; "
-                           "known: client_overhead_s, load_factors, measured")
+                           "known: client_overhead_s, load_factors, idle_factors, measured")
     overhead = _number(raw.get("client_overhead_s", 0.0), "client_overhead_s", where, positive=False)
-    table = raw.get("load_factors", [])
-    if not isinstance(table, list):
-        raise ProfileError(f"{where}: under_load.load_factors must be a list of "
-                           "{per_replica_rate, factor} objects")
-    rates, factors = [], []
-    for i, row in enumerate(table):
-        if not isinstance(row, dict) or set(row) != {"per_replica_rate", "factor"}:
-            raise ProfileError(f"{where}: under_load.load_factors[{i}] must be "
-                               "{\"per_replica_rate\": R, \"factor\": F}")
-        rates.append(_number(row["per_replica_rate"], f"load_factors[{i}].per_replica_rate", where, positive=True))
-        factors.append(_number(row["factor"], f"load_factors[{i}].factor", where, positive=True))
-    if any(b <= a for a, b in pairwise(rates)):
-        raise ProfileError(f"{where}: under_load.load_factors must be in increasing per_replica_rate, got {rates}")
+    rates, factors = _table(raw, "load_factors", "per_replica_rate", where)
+    idle_s, idle_factors = _table(raw, "idle_factors", "idle_s", where)
     measured = raw.get("measured")
     if measured is not None and not isinstance(measured, str):
         raise ProfileError(f"{where}: under_load.measured must be a string")
-    return UnderLoad(overhead, tuple(rates), tuple(factors), measured)
+    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors)
+
+
+def _table(raw: dict, name: str, key: str, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A ``[{key: x, "factor": f}, ...]`` table, x > 0 strictly increasing and f > 0 (empty when absent)."""
+    table = raw.get(name, [])
+    if not isinstance(table, list):
+        raise ProfileError(f"{where}: under_load.{name} must be a list of {{{key}, factor}} objects")
+    xs, fs = [], []
+    for i, row in enumerate(table):
+        if not isinstance(row, dict) or set(row) != {key, "factor"}:
+            raise ProfileError(f"{where}: under_load.{name}[{i}] must be {{\"{key}\": X, \"factor\": F}}")
+        xs.append(_number(row[key], f"{name}[{i}].{key}", where, positive=True))
+        fs.append(_number(row["factor"], f"{name}[{i}].factor", where, positive=True))
+    if any(b <= a for a, b in pairwise(xs)):
+        raise ProfileError(f"{where}: under_load.{name} must be in increasing {key}, got {xs}")
+    return tuple(xs), tuple(fs)
 
 
 def scale_model(model, factor: float):

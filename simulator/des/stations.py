@@ -82,7 +82,10 @@ class _Station:
         self.dropped = dropped
         self.queue_limit = queue_limit
         self.timeout = timeout
-        self.idle: list[simpy.Event] = []
+        # Idle replicas in the order they went idle: an arrival wakes the one idle the longest (the
+        # earliest free, as the compiled engine's sorted free times do), which matters when service
+        # depends on the idle time (warm-up).
+        self.idle: deque[simpy.Event] = deque()
         self.busy = 0
         self.busy_time = 0.0
         self.n_batches = 0
@@ -92,13 +95,13 @@ class _Station:
         self.variates = variates
         if model is not None:
             self._args = (model.mode, model.means, model.emp_values, model.emp_start, model.emp_len,
-                          model.emp_scale, model.slowdown)
+                          model.emp_scale, model.slowdown, model.warm_idle_s, model.warm_factor)
         for _ in range(servers):
             env.process(self._replica())
 
     def _wake(self) -> None:
         if self.idle:
-            self.idle.pop().succeed()
+            self.idle.popleft().succeed()
 
     def _replica(self):
         """One replica's life, a SimPy process (each station kind defines it)."""
@@ -127,7 +130,7 @@ class FCFSStation(_Station):
         self.join_t[i] = now
         queue.append(i)
         if self.idle:
-            self.idle.pop().succeed()
+            self.idle.popleft().succeed()
 
     def _purge(self, now: float) -> None:
         queue, join_t, limit = self.queue, self.join_t, self.timeout
@@ -137,6 +140,7 @@ class FCFSStation(_Station):
     def _replica(self):
         env, queue, idle, done, join_t = self.env, self.queue, self.idle, self.done, self.join_t
         fixed, variates, timeout = self.fixed, self.variates, self.timeout
+        free_at = 0.0  # when this replica last finished (the simulation starts with it idle)
         while True:
             if timeout is not None and queue:
                 self._purge(env.now)
@@ -151,9 +155,10 @@ class FCFSStation(_Station):
             if fixed is not None:
                 s = fixed[i]
             else:
-                s = service_time(*self._args, 1, variates[i], self.busy)
+                s = service_time(*self._args, 1, variates[i], self.busy, join_t[i] - free_at)
             self.n_batches += 1
             yield env.timeout(s)
+            free_at = env.now
             self.busy -= 1
             self.busy_time += s
             done(i, join_t[i], start, s, 1)
@@ -235,6 +240,7 @@ class BatchStation(_Station):
     def _replica(self):
         env, idle, queue, done, join_t = self.env, self.idle, self.queue, self.done, self.join_t
         variates, timeout, big_b, t_out = self.variates, self.timeout, self.max_batch, self.batch_timeout
+        free_at = 0.0  # when this replica last finished (the simulation starts with it idle)
         while True:
             now = env.now
             if timeout is not None:
@@ -260,10 +266,11 @@ class BatchStation(_Station):
                     self._arm(queue[0], join_t[queue[0]] + t_out - now)
             self._in_service += b
             self.busy += 1
-            s = service_time(*self._args, b, variates[batch[0]], self.busy)
+            s = service_time(*self._args, b, variates[batch[0]], self.busy, join_t[batch[0]] - free_at)
             self.n_batches += 1
             self.batch_sizes_sum += b
             yield env.timeout(s)
+            free_at = env.now
             self.busy -= 1
             self._in_service -= b
             self.busy_time += s
@@ -272,20 +279,23 @@ class BatchStation(_Station):
 
 
 def fixed_service_times(model: ServiceModel, variates: np.ndarray) -> list[float] | None:
-    """Per-request service times when they depend on nothing but the request (batch 1, no contention).
+    """Per-request service times when they depend on nothing but the request (batch 1, no contention,
+    no warm-up).
 
     Computed by the shared compiled :func:`~simulator.service.service_time`, so identical to what the
     station would compute at dispatch; returns None when contention makes them load-dependent.
     """
-    if np.any(model.slowdown != 1.0):
+    if np.any(model.slowdown != 1.0) or model.has_warmup:
         return None
     return _fixed(model.mode, model.means, model.emp_values, model.emp_start, model.emp_len, model.emp_scale,
-                  model.slowdown, np.asarray(variates, dtype=np.float64)).tolist()
+                  model.slowdown, model.warm_idle_s, model.warm_factor,
+                  np.asarray(variates, dtype=np.float64)).tolist()
 
 
 @numba.njit(cache=True)
-def _fixed(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, v):
+def _fixed(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, warm_idle_s, warm_factor, v):
     out = np.empty(v.size)
     for j in range(v.size):
-        out[j] = service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, 1, v[j], 1)
+        out[j] = service_time(mode, means, emp_values, emp_start, emp_len, emp_scale, slowdown, warm_idle_s,
+                              warm_factor, 1, v[j], 1, 0.0)
     return out

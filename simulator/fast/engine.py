@@ -57,7 +57,7 @@ def model_arrays(model: ServiceModel) -> tuple:
     f = np.ascontiguousarray
     return (np.int64(model.mode), f(model.means, np.float64), f(model.emp_values, np.float64),
             f(model.emp_start, np.int64), f(model.emp_len, np.int64), f(model.emp_scale, np.float64),
-            f(model.slowdown, np.float64))
+            f(model.slowdown, np.float64), f(model.warm_idle_s, np.float64), f(model.warm_factor, np.float64))
 
 
 class QueueRunner:

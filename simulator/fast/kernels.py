@@ -298,7 +298,7 @@ def run_plain(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hit_lat, 
 def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hit_lat, out, g0, warm, fs, ist,
                      hist):
     """:func:`run_plain` with the free times in ``W`` (sorted, or a heap)."""
-    mode, means, ev, es, el, esc, slow = m
+    mode, means, ev, es, el, esc, slow, wx, wf = m
     contention = slow.size > 2
     has_limit = c_limit >= 0
     cap = ring.shape[1]
@@ -346,7 +346,7 @@ def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hi
                 continue
         s = max(a, wj)
         busy = _busy(W, s) if contention else 1
-        sv = service_time(mode, means, ev, es, el, esc, slow, 1, var[i], busy)
+        sv = service_time(mode, means, ev, es, el, esc, slow, wx, wf, 1, var[i], busy, a - wj)
         d = s + sv
         wj = _replace_first(W, d, use_heap)
         if has_limit and s > a:  # it waits: its start joins the ring
@@ -393,7 +393,7 @@ def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out,
     with no load or store, and the loop-carried chain is w0 -> start -> d -> min(w1, d). Measured
     3.2 ns per request at c = 8 against 5.9 ns with ``W`` in memory (each store of a new free time
     was loaded back, through store forwarding, by the next request)."""
-    mode, means, ev, es, el, esc, slow = m
+    mode, means, ev, es, el, esc, slow, wx, wf = m
     contention = slow.size > 2
     has_limit = c_limit >= 0
     cap = ring.shape[1]
@@ -451,7 +451,7 @@ def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out,
                 continue
         s = max(a, w0)
         busy = _above(w0, w1, w2, w3, w4, w5, w6, w7, s) - pad + 1 if contention else 1
-        sv = service_time(mode, means, ev, es, el, esc, slow, 1, var[i], busy)
+        sv = service_time(mode, means, ev, es, el, esc, slow, wx, wf, 1, var[i], busy, a - w0)
         d = s + sv
         # w0 leaves, d (>= w0) comes in: new w_k = max(w_k, min(w_k+1, d)), all from the old values
         w0, w1, w2, w3, w4, w5, w6, w7 = (_lo(w1, d), _hi(w1, _lo(w2, d)), _hi(w2, _lo(w3, d)),
@@ -522,7 +522,7 @@ def run_batching(arr, var, status, n0, final, B, timeout, c_limit, W, use_heap, 
     requests may still wait (``arr.size`` when none do). ``empirical``: None for a parametric service
     model (``m[0]`` = 1), True for an empirical one (``m[0]`` = 0), so that each compiles its own loop.
     """
-    _, means, ev, es, el, esc, slow = m
+    _, means, ev, es, el, esc, slow, wx, wf = m
     lat, bsize, bwait, qwait, svc = out
     contention = slow.size > 2
     has_limit = c_limit >= 0
@@ -597,9 +597,9 @@ def run_batching(arr, var, status, n0, final, B, timeout, c_limit, W, use_heap, 
         # call site with service_time's own branch folded away lets LLVM drop the reference counting
         # of its array arguments, which costs ~10-20 ns per batch otherwise.
         if empirical is None:
-            sv = service_time(1, means, ev, es, el, esc, slow, size, var[first], busy)
+            sv = service_time(1, means, ev, es, el, esc, slow, wx, wf, size, var[first], busy, arr[first] - wmin)
         else:
-            sv = service_time(0, means, ev, es, el, esc, slow, size, var[first], busy)
+            sv = service_time(0, means, ev, es, el, esc, slow, wx, wf, size, var[first], busy, arr[first] - wmin)
         d = s + sv
         if use_heap:
             wmin = _replace_first(W, d, True)

@@ -15,8 +15,9 @@ For a configuration (service model, batching, cache) at arrival rate λ:
   timeout). The estimate only *guides* the search (the upper end of the replica bracket); where it is
   not exact the simulation decides;
 * a profile measured under load (:mod:`simulator.under_load`) scales the service times by its factor at
-  the per-replica miss rate and adds its client-side overhead to every latency, as ``simulate`` does;
-  the lower bound then assumes the smallest factor, so that it stays a proof.
+  the per-replica miss rate (and by the mean of its warm-up factors after idle at that rate) and adds its
+  client-side overhead to every latency, as ``simulate`` does; the lower bound then assumes the smallest
+  factor, so that it stays a proof.
 """
 
 from __future__ import annotations
@@ -112,8 +113,13 @@ class Screen:
     under: UnderLoad | None = None
 
     def factor(self, replicas: int) -> float:
-        """Service-time multiplier at this load on ``replicas`` replicas (1 for an isolated profile)."""
-        return self.under.factor(self.miss_rate / replicas) if self.under is not None else 1.0
+        """Mean service-time multiplier at this load on ``replicas`` replicas (1 for an isolated profile):
+        the profile's load factor, times its mean warm-up factor after idle."""
+        if self.under is None:
+            return 1.0
+        per_replica = self.miss_rate / replicas
+        f = self.under.factor(per_replica)
+        return f * self.under.warm_mean_factor(per_replica, self.model.mean(1) * f)
 
     @property
     def overhead_s(self) -> float:

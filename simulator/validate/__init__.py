@@ -37,11 +37,16 @@ METHOD = """
    which includes the worker's wake-up when the request found it idle and the response hand-off — grouped
    by the number of busy workers at its start (the contention slow-down of replicas sharing the cores),
    and the *client-side overhead*: LoadGen's mean latency minus the server's mean enqueue → done time
-   (LoadGen's issue thread, the request and response paths, which do not occupy a worker). These become
-   a profile with `method.path = "serving-under-load"` (batch-size points at concurrency 1, busy-worker
-   groups as concurrency points) plus a deterministic post-processing stage for the overhead.
+   (LoadGen's issue thread, the request and response paths, which do not occupy a worker), and the
+   *warm-up after idle*: how much slower a batch is served when its worker sat idle for t seconds before
+   the batch's oldest request arrived, against the batches whose oldest request waited (back to back),
+   as a table of factors by idle time (`under_load.idle_factors`, fitted by
+   `simulator.validate.calibration.fit_warmup`). These become a profile with
+   `method.path = "serving-under-load"` (back-to-back samples at concurrency 1, busy-worker groups as
+   concurrency points, the warm-up table and the overhead in its `under_load` block).
 5. **Predict** every measured run at its own measured arrival rate with `simulate` (C replicas,
-   `contention = shared`, the calibrated profile and overhead stage), and, for comparison, with the
-   isolated profile alone. Errors are taken against the mean of the real runs; the real system's spread
+   `contention = shared`, the calibrated profile: every engine applies the warm-up factor of each batch's
+   replica idle time, and the overhead as a pure delay), and, for comparison, with the isolated profile
+   alone. Errors are taken against the mean of the real runs; the real system's spread
    is the largest deviation of one run from that mean.
 """

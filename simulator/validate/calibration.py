@@ -29,7 +29,8 @@ start order, so that a block bootstrap can keep their autocorrelation (:mod:`.or
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from ..profiles import Profile
 from .ordered import ServiceOrder
 from .server import ServerRecords
 
-__all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "load_point",
+__all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "fit_warmup", "load_point",
            "under_load_profile"]
 
 UNDER_LOAD_SCHEMA = "1.1"  # profiles with an under_load block (simulator.under_load)
@@ -47,14 +48,15 @@ MIN_GROUP = 30  # fewest samples for a (batch size, busy workers) group to stand
 
 def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> dict[str, np.ndarray]:
     """One row per batch: effective service time (s), batch size, busy workers at its start, start time,
-    and whether its worker was idle when the batch's oldest request arrived (``found_idle``).
+    whether its worker was idle when the batch's oldest request arrived (``found_idle``) and for how long
+    (``idle_s``: 0 when the request waited, NaN for a worker's first batch).
 
     With a batch timeout the worker may wait for its batch to fill; that wait is queueing (the simulator's
     batcher models it), so the effective start is the batch's ``started`` itself.
     """
     if records.n == 0:
         return {"service_s": np.zeros(0), "batch_size": np.zeros(0, np.int64), "busy": np.zeros(0, np.int64),
-                "started": np.zeros(0), "found_idle": np.zeros(0, bool)}
+                "started": np.zeros(0), "found_idle": np.zeros(0, bool), "idle_s": np.zeros(0)}
     key = np.round(records.started * 1e9).astype(np.int64)
     rows: dict[tuple[int, int], dict] = {}
     for i in range(records.n):
@@ -68,7 +70,7 @@ def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> d
             row["first_enq"] = min(row["first_enq"], records.enqueued[i])
     batches = sorted(rows.values(), key=lambda r: r["started"])
     prev_done: dict[int, float] = {}
-    service, sizes, busy, started, idle = [], [], [], [], []
+    service, sizes, busy, started, idle, idle_s = [], [], [], [], [], []
     for b in batches:
         w = b["worker"]
         free_at = prev_done.get(w, -math.inf)
@@ -82,8 +84,12 @@ def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> d
         busy.append(b["busy"])
         started.append(b["started"])
         idle.append(free_at <= b["first_enq"])
+        # how long the worker had sat idle when the batch's oldest request arrived (0: it waited; NaN: the
+        # worker's first batch in the window, whose idle time is unknown)
+        idle_s.append(max(b["first_enq"] - free_at, 0.0) if math.isfinite(free_at) else math.nan)
     return {"service_s": np.asarray(service), "batch_size": np.asarray(sizes, np.int64),
-            "busy": np.asarray(busy, np.int64), "started": np.asarray(started), "found_idle": np.asarray(idle)}
+            "busy": np.asarray(busy, np.int64), "started": np.asarray(started), "found_idle": np.asarray(idle),
+            "idle_s": np.asarray(idle_s)}
 
 
 def busy_fraction(records: ServerRecords, replicas: int, batch_timeout_s: float = 0.0) -> float:
@@ -113,6 +119,12 @@ class LoadPoint:
         Mean client-side overhead outside the server (s), ≥ 0.
     meta : dict
         Where the point came from (duration, LoadGen figures, machine load).
+    rows : list of (batch size, busy workers, effective service s, idle s)
+        Every batch in start order (idle: how long its worker had sat idle, 0 when the batch's oldest
+        request waited, NaN unknown).
+    warmup : (idle times, factors)
+        Warm-up table after idle (:func:`fit_warmup`; empty: none). Samples are deflated by it to their
+        back-to-back values, which the profile's ``under_load.idle_factors`` inflate again per batch.
     """
 
     arrival_rate: float
@@ -121,24 +133,44 @@ class LoadPoint:
     groups: dict[tuple[int, int], np.ndarray]
     overhead_s: float
     meta: dict = field(default_factory=dict)
-    rows: list[tuple[int, int, float]] = field(default_factory=list, repr=False)
+    rows: list[tuple[int, int, float, float]] = field(default_factory=list, repr=False)
+    warmup: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
 
     @property
     def per_replica_rate(self) -> float:
         return self.arrival_rate / self.replicas
 
+    def _warm(self, service_s: float, idle_s: float) -> float:
+        """A batch's effective service time without its warm-up (an unknown idle counts as long)."""
+        xs, fs = self.warmup
+        if not xs or idle_s == 0.0:
+            return service_s
+        return service_s / float(np.interp(idle_s if math.isfinite(idle_s) else xs[-1], (0.0, *xs), (1.0, *fs)))
+
+    def _warm_groups(self) -> dict[tuple[int, int], np.ndarray]:
+        """``groups`` with every sample deflated by the warm-up table (``groups`` itself without one)."""
+        if not self.warmup[0] or not self.rows:
+            return self.groups
+        out: dict[tuple[int, int], list] = {}
+        for b, k, s, idle in self.rows:
+            out.setdefault((b, k), []).append(self._warm(s, idle))
+        return {key: np.asarray(v) for key, v in out.items()}
+
     def base_samples(self) -> dict[int, np.ndarray]:
-        """Per batch size: samples deflated to one busy worker (divided by the measured slowdown)."""
+        """Per batch size: back-to-back samples (deflated by the warm-up table) at one busy worker (divided
+        by the measured slowdown)."""
         slow = self.slowdown()
         out: dict[int, list] = {}
-        for (b, k), s in self.groups.items():
+        for (b, k), s in self._warm_groups().items():
             out.setdefault(b, []).append(s / slow.get(k, 1.0))
         return {b: np.concatenate(v) for b, v in out.items()}
 
-    def slowdown(self) -> dict[int, float]:
-        """busy workers k → mean effective service at k over the mean at 1 (smallest batch size)."""
-        b0 = min(b for b, _ in self.groups)
-        at = {k: s for (b, k), s in self.groups.items() if b == b0 and s.size >= MIN_GROUP}
+    def slowdown(self, warm: bool = True) -> dict[int, float]:
+        """busy workers k → mean effective service at k over the mean at 1 (smallest batch size), of the
+        samples deflated by the warm-up table (``warm``) or as measured."""
+        groups = self._warm_groups() if warm else self.groups
+        b0 = min(b for b, _ in groups)
+        at = {k: s for (b, k), s in groups.items() if b == b0 and s.size >= MIN_GROUP}
         if 1 not in at:
             return {k: 1.0 for k in at}
         base = at[1].mean()
@@ -146,10 +178,11 @@ class LoadPoint:
 
     def order(self) -> ServiceOrder:
         """The smallest batch size's effective service times in start order, deflated to one busy worker
-        (the values of ``base_samples()``), as bootstrap levels that keep their autocorrelation."""
+        and back to back (the values of ``base_samples()``), as bootstrap levels that keep their
+        autocorrelation."""
         slow = self.slowdown()
         b0 = min(b for b, _ in self.groups)
-        series = np.asarray([s / slow.get(k, 1.0) for b, k, s in self.rows if b == b0])
+        series = np.asarray([self._warm(s, idle) / slow.get(k, 1.0) for b, k, s, idle in self.rows if b == b0])
         return ServiceOrder.from_series(series)
 
     def mean(self) -> float:
@@ -179,11 +212,53 @@ def load_point(records: ServerRecords, loadgen_mean_latency_s: float, arrival_ra
             near = max((kk for (bb, kk) in merged if bb == b), key=lambda kk: (-abs(kk - k), kk))
             merged[(b, near)] = np.concatenate([merged[(b, near)], s])
             key_of[(b, k)] = near
-    rows = [(int(b), key_of[(int(b), int(k))], float(s))
-            for s, b, k in zip(eff["service_s"], eff["batch_size"], eff["busy"])]
+    rows = [(int(b), key_of[(int(b), int(k))], float(s), float(t))
+            for s, b, k, t in zip(eff["service_s"], eff["batch_size"], eff["busy"], eff["idle_s"])]
     overhead = loadgen_mean_latency_s - float(records.sojourn_s.mean())
-    return LoadPoint(arrival_rate, replicas, utilization, merged, max(overhead, 0.0),
-                     dict(meta or {}, overhead_raw_s=overhead, requests=records.n), rows)
+    point = LoadPoint(arrival_rate, replicas, utilization, merged, max(overhead, 0.0),
+                      dict(meta or {}, overhead_raw_s=overhead, requests=records.n), rows)
+    return replace(point, warmup=fit_warmup([point]))
+
+
+# Idle-time bins of the warm-up fit (s): doubling from 0.25 ms, so that each bin spans the same ratio
+WARMUP_EDGES = (0.0, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, math.inf)
+
+
+def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Warm-up table after idle from live runs: ``(idle times, factors)``, empty when the runs cannot say.
+
+    Within each run, the smallest batch size's effective service times (divided by the measured
+    contention slowdown) are divided by the mean of those whose oldest request *waited* (served back to
+    back), so that the host's drift between runs cancels; the ratios of all runs are pooled, binned by
+    the worker's idle time (doubling bins from 0.25 ms), and each bin with at least ``MIN_GROUP`` samples
+    gives a point: (median idle time, mean ratio). A run with fewer than ``MIN_GROUP`` back-to-back
+    batches (a light load) adds nothing.
+    """
+    idle_all, ratio_all = [], []
+    for p in points:
+        if not p.rows:
+            continue
+        slow = p.slowdown(warm=False)
+        b0 = min(b for b, _ in p.groups)
+        rows = [(s / slow.get(k, 1.0), t) for b, k, s, t in p.rows if b == b0 and math.isfinite(t)]
+        back_to_back = [s for s, t in rows if t == 0.0]
+        if len(back_to_back) < MIN_GROUP:
+            continue
+        base = float(np.mean(back_to_back))
+        for s, t in rows:
+            if t > 0.0:
+                idle_all.append(t)
+                ratio_all.append(s / base)
+    if not idle_all:
+        return (), ()
+    idle, ratio = np.asarray(idle_all), np.asarray(ratio_all)
+    xs, fs = [], []
+    for lo, hi in pairwise(WARMUP_EDGES):
+        inside = (idle > lo) & (idle <= hi)
+        if inside.sum() >= MIN_GROUP:
+            xs.append(round(float(np.median(idle[inside])), 7))
+            fs.append(round(float(ratio[inside].mean()), 5))
+    return tuple(xs), tuple(fs)
 
 
 def _interpolated_scale(points: list[LoadPoint], rate_per_replica: float, nearest: LoadPoint) -> float:
@@ -247,7 +322,7 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
                    "isolated_profile": {"method": base.method.get("path"), "mean_s_batch1": iso_b0,
                                         "under_load_over_isolated": ratio}},
         "points": raw_points,
-        "under_load": {"client_overhead_s": nearest.overhead_s,
+        "under_load": {"client_overhead_s": nearest.overhead_s, **_idle_block(nearest.warmup),
                        "measured": f"live run under MLPerf LoadGen at {nearest.arrival_rate:.4g} req/s on "
                                    f"{replicas} replica(s); service times rescaled to {arrival_rate:.4g} req/s"},
     }
@@ -265,6 +340,8 @@ def under_load_profile(base: Profile, points: list[LoadPoint]) -> Profile:
     """
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
+    table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
+    points = [replace(p, warmup=table) for p in points]
     rates = np.array([p.per_replica_rate for p in points])
     means = np.array([p.mean() for p in points])
     ref = points[int(np.argsort(rates)[len(rates) // 2])]
@@ -279,13 +356,21 @@ def under_load_profile(base: Profile, points: list[LoadPoint]) -> Profile:
     data["under_load"] = {
         "client_overhead_s": float(np.mean([p.overhead_s for p in points])),
         "load_factors": [{"per_replica_rate": round(r, 4), "factor": round(f, 6)} for r, f in line],
+        **_idle_block(table),
         "measured": f"{len(points)} live runs under MLPerf LoadGen on {ref.replicas} replica(s), "
-                    f"{lo * ref.replicas:.4g}-{hi * ref.replicas:.4g} req/s; factors from a least-squares line "
-                    "of mean effective service time against per-replica arrival rate",
+                    f"{lo * ref.replicas:.4g}-{hi * ref.replicas:.4g} req/s; load factors from a least-squares "
+                    "line of mean back-to-back effective service time against per-replica arrival rate; idle "
+                    "factors from every run's batches binned by the worker's idle time (fit_warmup)",
     }
     data["method"]["calibration"]["points"] = [
         {"arrival_rate": p.arrival_rate, "mean_s": p.mean(), "overhead_s": p.overhead_s} for p in points]
     return Profile.from_dict(data, origin=f"under load, {len(points)} live runs")
+
+
+def _idle_block(table: tuple[tuple[float, ...], tuple[float, ...]]) -> dict:
+    """The ``idle_factors`` entry of an ``under_load`` block (nothing without a table)."""
+    xs, fs = table
+    return {"idle_factors": [{"idle_s": x, "factor": f} for x, f in zip(xs, fs)]} if xs else {}
 
 
 def _round(x: np.ndarray) -> list[float]:

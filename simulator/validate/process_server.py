@@ -137,13 +137,35 @@ class ProcessModelServer:
     def __enter__(self) -> ProcessModelServer:
         for p in self._procs:
             p.start()
-        failures = [(user, msg) for _, user, msg in (self._ready.get() for _ in self._procs) if msg]
+        failures = [(user, msg) for _, user, msg in self._wait_ready() if msg]
         if failures:
             self._stop_workers()
             user, msg = failures[0]
             raise (InputError if user else RuntimeError)(f"a model worker process failed to start: {msg}")
         self._collector.start()
         return self
+
+    def _wait_ready(self, poll_s: float = 0.05) -> list[tuple[int, bool, str | None]]:
+        """Every worker's start-up report. A worker that dies before reporting (killed, or a start-up
+        that never reached its own error handler, e.g. a script without a ``__main__`` guard under
+        spawn) fails the start instead of leaving the front end waiting forever."""
+        reports: dict[int, tuple[int, bool, str | None]] = {}
+        while len(reports) < len(self._procs):
+            if not self._ready.empty():
+                report = self._ready.get()
+                reports[report[0]] = report
+                continue
+            dead = [(i, p.exitcode) for i, p in enumerate(self._procs) if i not in reports and p.exitcode is not None]
+            if dead:
+                i, code = dead[0]
+                if self._ready.empty():  # it may have reported just before exiting
+                    self._stop_workers()
+                    raise RuntimeError(f"model worker process {i} exited with status {code} before it was "
+                                       "ready (if this runs from a script, guard its entry point with "
+                                       "`if __name__ == \"__main__\":`)")
+                continue
+            time.sleep(poll_s)
+        return list(reports.values())
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..service import warmup_factor
 from .compare import ERROR_LIMITS, METRICS, SPREAD_MARGIN
 from .harness import Case
 
@@ -148,16 +149,24 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
     if context.get("calibration_points"):
         lines += ["## Calibration runs (one short live run before each measured run)", ""]
-        lines.append("| C | ρ | λ (req/s) | busy fraction | effective service mean (ms) | client overhead (ms) | "
-                     "slowdown by busy workers |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("| C | ρ | λ (req/s) | busy fraction | back-to-back service mean (ms) | client overhead (ms) | "
+                     "slowdown by busy workers | warm-up factor after 1 / 4 / 16 ms idle |")
+        lines.append("|---|---|---|---|---|---|---|---|")
         for c, pts in sorted(context["calibration_points"].items(), key=lambda kv: int(kv[0])):
             for p in pts:
                 slow = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(p["slowdown"].items()))
                 lines.append(f"| {c} | {p['utilization']:g} | {p['arrival_rate']:.1f} | {_fmt(p.get('busy'))} | "
-                             f"{p['mean_ms']:.3f} | {p['overhead_ms']:.3f} | {slow} |")
+                             f"{p['mean_ms']:.3f} | {p['overhead_ms']:.3f} | {slow} | {_warmup_cells(p.get('warmup'))} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _warmup_cells(table: dict | None) -> str:
+    """The warm-up table read at 1, 4 and 16 ms of idle time ("none" without one)."""
+    if not table or not table.get("idle_s"):
+        return "none"
+    xs, fs = np.asarray(table["idle_s"], dtype=float), np.asarray(table["factor"], dtype=float)
+    return " / ".join(f"{warmup_factor(xs, fs, t):.3f}" for t in (0.001, 0.004, 0.016))
 
 
 def _plot(rows: list[dict]) -> bytes:

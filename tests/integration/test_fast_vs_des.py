@@ -2,7 +2,7 @@
 
 Every feature the two share is covered — plain G/G/c (replica free times kept sorted, or as a heap
 beyond simulator.fast.kernels.HEAP_MIN replicas), greedy and timed batching (TF-Serving's rule, light
-to heavy load), the cache, the queue limit, contention, and all of them at once — with parametric and
+to heavy load), the cache, the queue limit, contention, warm-up after idle, and all of them at once — with parametric and
 empirical (profile) service models. Latencies must agree within 1e-9 s, request by request; drops, cache
 hits and batch sizes exactly. (Continuous variates: simultaneous events, which the engines order
 differently, have probability zero; see simulator.fast.kernels.)
@@ -20,7 +20,7 @@ from simulator.service import ServiceModel
 from simulator.variates import draw_variates, replication_seeds, streams
 
 from ..conftest import make_profile_dict
-from ..unit.test_fast_engine import CASES, make
+from ..unit.test_fast_engine import CASES, WARMUP, make
 
 TOL = 1e-9
 
@@ -51,7 +51,7 @@ def test_same_latencies_as_simpy(name, seed):
 
 
 @pytest.mark.parametrize("case", [{"rho": 0.98}, {"slowdown": np.linspace(1.0, 1.5, 1200), "K": 40, "rho": 1.02},
-                                  {"B": 4, "T": 0.003, "rho": 0.98}])
+                                  {"B": 4, "T": 0.003, "rho": 0.98}, {"warmup": WARMUP, "rho": 0.9}])
 def test_same_latencies_beyond_the_heap_threshold(case):
     """More replicas than simulator.fast.kernels.HEAP_MIN: the free times are a heap, not sorted."""
     from simulator.fast.kernels import HEAP_MIN

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 
 import numpy as np
 import pytest
@@ -39,26 +40,26 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
     res = {"latency": np.full(n, math.nan), "batch_size": np.zeros(n, int), "batch_wait": np.zeros(n),
            "queue_wait": np.zeros(n), "service": np.zeros(n), "dropped": np.zeros(n, bool), "cache_hit": hits}
     margs = (model.mode, model.means, model.emp_values, model.emp_start, model.emp_len, model.emp_scale,
-             model.slowdown)
+             model.slowdown, model.warm_idle_s, model.warm_factor)
     events = [(float(arr[i]), ARRIVAL, i) for i in range(n)]
     heapq.heapify(events)
     seq = n
-    idle = c
+    free = deque([0.0] * c)  # free times of the idle replicas, the longest idle first
     queue: list[int] = []
 
     def ready(now) -> bool:
         return bool(queue) and (len(queue) >= B or arr[queue[0]] + T <= now)
 
     def dispatch(now):
-        nonlocal idle, seq, queue
-        while idle > 0 and ready(now):
+        nonlocal seq, queue
+        while free and ready(now):
             batch, queue = queue[:B], queue[B:]
             r = arr[batch[0]] + T
             if len(batch) == B:
                 r = min(r, arr[batch[-1]])
             r = min(r, now)
-            idle -= 1
-            s = service_time(*margs, len(batch), variates.service[batch[0]], c - idle)
+            free_at = free.popleft()
+            s = service_time(*margs, len(batch), variates.service[batch[0]], c - len(free), arr[batch[0]] - free_at)
             for i in batch:
                 close = max(r, arr[i])
                 res["latency"][i] = (now + s) - arr[i]
@@ -68,14 +69,14 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
                 res["service"][i] = s
             seq += 1
             heapq.heappush(events, (now + s, COMPLETION, seq))
-        if idle > 0 and queue:  # wait for the oldest's deadline (a stale one finds nothing to do)
+        if free and queue:  # wait for the oldest's deadline (a stale one finds nothing to do)
             seq += 1
             heapq.heappush(events, (arr[queue[0]] + T, DEADLINE, seq))
 
     while events:
         t, kind, i = heapq.heappop(events)
         if kind == COMPLETION:
-            idle += 1
+            free.append(t)
             dispatch(t)
         elif kind == DEADLINE:
             dispatch(t)
@@ -83,7 +84,7 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
             if hits[i]:
                 res["latency"][i] = scenario.cache.hit_latency_s
                 continue
-            starts_now = idle > 0 and (T == 0 or len(queue) + 1 >= B)
+            starts_now = bool(free) and (T == 0 or len(queue) + 1 >= B)
             if K is not None and len(queue) >= K and not starts_now:
                 res["dropped"][i] = True
                 continue
@@ -95,7 +96,10 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
 SLOWDOWN = np.array([1.0, 1.0, 1.15, 1.4, 1.8, 2.3])
 
 
-def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="poisson"):
+WARMUP = ([0.002, 0.01, 0.05], [1.1, 1.5, 2.0])  # a replica idle 10 ms serves 1.5x slower
+
+
+def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="poisson", warmup=None):
     """A scenario and its service model at per-replica load ``rho`` (lognormal service, cv 1.5)."""
     if B > 1:
         bt = (0.004, 0.003)
@@ -108,6 +112,8 @@ def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="
         rate = rho * c / 0.01
     if slowdown is not None:
         model = model.with_slowdown(slowdown)
+    if warmup is not None:
+        model = model.with_warmup(*warmup)
     arr = Arrivals(process=arrivals, rate=rate, cv=2.0)
     sc = Scenario(arrivals=arr, service=service, replicas=c, batching=Batching(B, T), queue_limit=K,
                   cache=cache or Cache())
@@ -136,6 +142,11 @@ CASES = {
     "contention": {"slowdown": SLOWDOWN},
     "greedy_limit": {"B": 4, "K": 3, "rho": 1.3},
     "timeout_limit": {"B": 4, "T": 0.005, "K": 5, "rho": 1.3},
+    "warmup": {"warmup": WARMUP, "rho": 0.6},
+    "warmup_single": {"warmup": WARMUP, "c": 1, "rho": 0.5},
+    "warmup_many": {"warmup": WARMUP, "c": 30, "rho": 0.7},
+    "warmup_timeout": {"warmup": WARMUP, "B": 4, "T": 0.005, "rho": 0.6},
+    "warmup_contention_limit": {"warmup": WARMUP, "slowdown": SLOWDOWN, "K": 4, "rho": 0.9},
     "everything": {"B": 3, "T": 0.002, "K": 4, "cache": Cache("lfu", 30, 0.9, 300, 0.0005),
                    "slowdown": SLOWDOWN, "rho": 1.1},
 }

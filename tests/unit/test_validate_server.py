@@ -82,3 +82,41 @@ def test_nominal_service_mean_and_threads():
     assert replica_service_mean(prof, 2) == pytest.approx(0.003)
     assert replica_service_mean(prof, 8) == pytest.approx(0.003)  # nearest measured level below
     assert replica_threads(1) >= 1 and replica_threads(10_000) == 1
+
+
+class _DeadWorker:
+    """A worker process that exited before reporting (what a spawn without a ``__main__`` guard does)."""
+
+    exitcode = 1
+
+    def join(self, timeout=None):
+        return None
+
+    def is_alive(self):
+        return False
+
+
+class _Queue:
+    def __init__(self, items=()):
+        self.items = list(items)
+
+    def empty(self):
+        return not self.items
+
+    def get(self):
+        return self.items.pop(0)
+
+    def put(self, item):
+        self.items.append(item)
+
+
+def test_process_server_start_fails_when_a_worker_dies_before_it_is_ready():
+    """The front end must not wait forever for a start-up report that will never come."""
+    from simulator.validate.process_server import ProcessModelServer
+
+    server = object.__new__(ProcessModelServer)
+    server._procs = [_DeadWorker(), _DeadWorker()]
+    server._ready = _Queue([(0, False, None)])  # worker 0 reported, then exited; worker 1 never did
+    server._requests = _Queue()
+    with pytest.raises(RuntimeError, match="worker process 1 exited with status 1 before it was ready"):
+        server._wait_ready(poll_s=0.001)
