@@ -54,6 +54,8 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
             model = scale_model(model, under.factor(_per_replica_rate(scenario)))
         if under is not None and under.idle_s:
             model = model.with_warmup(under.idle_s, under.idle_factors)
+        if under is not None and under.env_factors:
+            model = model.with_environment(under.env_window_s, under.env_factors)
     else:
         model = ServiceModel.parametric(svc.mean_s, svc.effective_cv, svc.dist, batch_time=svc.batch_time,
                                         max_batch=big_b)
@@ -221,6 +223,10 @@ def _analytic_model(scenario: Scenario, model: ServiceModel):
     busy = np.minimum(np.arange(1, scenario.replicas + 1), model.slowdown.size - 1)
     if np.any(model.slowdown[busy] != 1.0):
         reasons.append("replica contention")
+    if model.has_warmup:
+        reasons.append("warm-up after idle (the profile's under_load.idle_factors)")
+    if model.has_environment:
+        reasons.append("host environment drift (the profile's under_load.environment)")
     if a.process not in ("poisson", "gamma"):
         reasons.append(f"{a.process} arrivals")
     if scenario.cache.enabled and a.process == "trace":

@@ -15,6 +15,8 @@ latency that never occupies a worker. The validation harness measures these insi
         "idle_factors": [                    # warm-up: multiplier against the replica's preceding idle time
             {"idle_s": 0.001, "factor": 1.03},
             {"idle_s": 0.010, "factor": 1.45}],
+        "environment": {                     # host speed drift: a factor per window of time
+            "window_s": 0.25, "factors": [0.93, 0.97, 1.0, 1.02, 1.31]},
         "measured": "how and where"          # free text, kept for the record
     }
 
@@ -33,6 +35,12 @@ latency that never occupies a worker. The validation harness measures these insi
   and replica counts, where ``load_factors`` only interpolate between the rates measured. Every engine
   applies it per batch (:func:`simulator.service.service_time`); the planner's screen applies its mean
   (:meth:`UnderLoad.warm_mean_factor`).
+* ``environment`` (host speed drift): time is cut into windows of ``window_s``; every batch starting in
+  a window is multiplied by that window's factor, drawn (by a stateless hash, the same in every engine)
+  from ``factors`` (mean 1: the profile's samples carry the level, the factors only the drift). A shared
+  host's speed drifts over fractions of a second (other tenants, CPU steal, frequency); such a slow
+  stretch builds a queue that independent service times never build, and it is what sets the p99 on
+  the validation host. The profile's samples are then the service times with the drift divided out.
 
 A profile without the block behaves exactly as before.
 """
@@ -62,6 +70,8 @@ class UnderLoad:
     measured: str | None = None
     idle_s: tuple[float, ...] = ()
     idle_factors: tuple[float, ...] = ()
+    env_window_s: float = 0.0
+    env_factors: tuple[float, ...] = ()
 
     def factor(self, per_replica_rate: float | None) -> float:
         """Service-time multiplier at ``per_replica_rate`` (1.0 without load factors or rate)."""
@@ -106,6 +116,8 @@ class UnderLoad:
             out["load_factors"] = [{"per_replica_rate": r, "factor": f} for r, f in zip(self.rates, self.factors)]
         if self.idle_s:
             out["idle_factors"] = [{"idle_s": t, "factor": f} for t, f in zip(self.idle_s, self.idle_factors)]
+        if self.env_factors:
+            out["environment"] = {"window_s": self.env_window_s, "factors": list(self.env_factors)}
         if self.measured:
             out["measured"] = self.measured
         return out
@@ -125,17 +137,31 @@ def parse_under_load(raw: object, where: str) -> UnderLoad | None:
         return None
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: under_load must be an object, got {type(raw).__name__}")
-    unknown = set(raw) - {"client_overhead_s", "load_factors", "idle_factors", "measured"}
+    unknown = set(raw) - {"client_overhead_s", "load_factors", "idle_factors", "environment", "measured"}
     if unknown:
         raise ProfileError(f"{where}: under_load has unknown field(s) {', '.join(sorted(unknown))}; "
-                           "known: client_overhead_s, load_factors, idle_factors, measured")
+                           "known: client_overhead_s, load_factors, idle_factors, environment, measured")
     overhead = _number(raw.get("client_overhead_s", 0.0), "client_overhead_s", where, positive=False)
     rates, factors = _table(raw, "load_factors", "per_replica_rate", where)
     idle_s, idle_factors = _table(raw, "idle_factors", "idle_s", where)
     measured = raw.get("measured")
     if measured is not None and not isinstance(measured, str):
         raise ProfileError(f"{where}: under_load.measured must be a string")
-    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors)
+    window, env = _environment(raw.get("environment"), where)
+    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors, window, env)
+
+
+def _environment(raw: object, where: str) -> tuple[float, tuple[float, ...]]:
+    """The ``environment`` block: (window_s > 0, factors > 0, at least one); (0, ()) when absent."""
+    if raw is None:
+        return 0.0, ()
+    if not isinstance(raw, dict) or set(raw) != {"window_s", "factors"}:
+        raise ProfileError(f"{where}: under_load.environment must be {{\"window_s\": W, \"factors\": [F, ...]}}")
+    window = _number(raw["window_s"], "environment.window_s", where, positive=True)
+    factors = raw["factors"]
+    if not isinstance(factors, list) or not factors:
+        raise ProfileError(f"{where}: under_load.environment.factors must be a non-empty list of numbers > 0")
+    return window, tuple(_number(f, f"environment.factors[{i}]", where, positive=True) for i, f in enumerate(factors))
 
 
 def _table(raw: dict, name: str, key: str, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -22,9 +22,9 @@ from .scenario import Arrivals, Scenario
 from .service import ServiceModel
 from .workload import Trace, arrival_times, zipf_popularity
 
-STREAMS = ("arrivals", "keys", "service", "routing", "stages", "forks", "abandon")
+STREAMS = ("arrivals", "keys", "service", "routing", "stages", "forks", "abandon", "environment")
 
-__all__ = ["STREAMS", "Variates", "ZipfKeys", "draw_arrival_times", "draw_variates", "renewal_times",
+__all__ = ["STREAMS", "Variates", "ZipfKeys", "draw_arrival_times", "draw_variates", "environment_key", "renewal_times",
            "replication_seeds", "streams"]
 
 
@@ -51,11 +51,14 @@ class Variates:
         Cache keys (None when there is no cache).
     service : ndarray of float64, shape (n,)
         Service variate of each request (uniform for empirical models, unit-mean for parametric).
+    env_key : int
+        Key of the replication's host environment (:func:`simulator.service.environment_factor`).
     """
 
     arrival_times: np.ndarray
     keys: np.ndarray | None
     service: np.ndarray
+    env_key: int = 0
 
     @property
     def n(self) -> int:
@@ -153,4 +156,9 @@ def draw_variates(scenario: Scenario, model: ServiceModel, n: int, rngs: dict[st
             keys = np.tile(trace.keys, reps)[:n]
         else:
             keys = ZipfKeys(scenario.cache.zipf_alpha, scenario.cache.keys).draw(rngs["keys"], n)
-    return Variates(times, keys, model.draw(rngs["service"], n))
+    return Variates(times, keys, model.draw(rngs["service"], n), environment_key(rngs))
+
+
+def environment_key(rngs: dict[str, np.random.Generator]) -> int:
+    """The replication's host-environment key: the first draw of its ``environment`` stream."""
+    return int(rngs["environment"].integers(0, 1 << 62))

@@ -107,6 +107,10 @@ def run_replication(scenario: Scenario, model: ServiceModel, variates: Variates,
             batch_l[i] = b
             done_t[i] = env.now
 
+    # one host environment per replication (the same key in every engine, see simulator.service)
+    model = model.for_replication(variates.env_key)
+    if pool_models is not None:
+        pool_models = [m.for_replication(variates.env_key) for m in pool_models]
     stations, model_join = _build_model(env, scenario, model, variates, rngs, model_done, join_t, dropped,
                                         pool_models)
     head = model_join
@@ -181,7 +185,8 @@ def _build_model(env, scenario: Scenario, model: ServiceModel, variates: Variate
             raise InputError("fork_branches > 1 with pools is not supported: give one replica group")
         if pool_models is None:
             from ..simulate import make_service_model
-            pool_models = [model] + [make_service_model(scenario, p.service) for p in scenario.pools[1:]]
+            pool_models = [model] + [make_service_model(scenario, p.service).for_replication(variates.env_key)
+                                     for p in scenario.pools[1:]]
         if len(pool_models) != len(scenario.pools):
             raise InputError(f"pool_models has {len(pool_models)} models for {len(scenario.pools)} pools")
         groups = []

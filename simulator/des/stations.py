@@ -45,7 +45,7 @@ import numba
 import numpy as np
 import simpy
 
-from ..service import ServiceModel, service_time
+from ..service import ServiceModel, environment_factor, service_time
 
 __all__ = ["BatchStation", "FCFSStation"]
 
@@ -93,9 +93,11 @@ class _Station:
         # else computed at dispatch from the model and the request's variate.
         self.fixed = fixed
         self.variates = variates
+        self._env = None
         if model is not None:
             self._args = (model.mode, model.means, model.emp_values, model.emp_start, model.emp_len,
                           model.emp_scale, model.slowdown, model.warm_idle_s, model.warm_factor)
+            self._env = model.environment()
         for _ in range(servers):
             env.process(self._replica())
 
@@ -156,6 +158,8 @@ class FCFSStation(_Station):
                 s = fixed[i]
             else:
                 s = service_time(*self._args, 1, variates[i], self.busy, join_t[i] - free_at)
+                if self._env is not None:
+                    s *= environment_factor(*self._env, start)
             self.n_batches += 1
             yield env.timeout(s)
             free_at = env.now
@@ -267,6 +271,8 @@ class BatchStation(_Station):
             self._in_service += b
             self.busy += 1
             s = service_time(*self._args, b, variates[batch[0]], self.busy, join_t[batch[0]] - free_at)
+            if self._env is not None:
+                s *= environment_factor(*self._env, now)
             self.n_batches += 1
             self.batch_sizes_sum += b
             yield env.timeout(s)
@@ -280,12 +286,12 @@ class BatchStation(_Station):
 
 def fixed_service_times(model: ServiceModel, variates: np.ndarray) -> list[float] | None:
     """Per-request service times when they depend on nothing but the request (batch 1, no contention,
-    no warm-up).
+    no warm-up, no host environment).
 
     Computed by the shared compiled :func:`~simulator.service.service_time`, so identical to what the
     station would compute at dispatch; returns None when contention makes them load-dependent.
     """
-    if np.any(model.slowdown != 1.0) or model.has_warmup:
+    if np.any(model.slowdown != 1.0) or model.has_warmup or model.has_environment:
         return None
     return _fixed(model.mode, model.means, model.emp_values, model.emp_start, model.emp_len, model.emp_scale,
                   model.slowdown, model.warm_idle_s, model.warm_factor,

@@ -77,6 +77,7 @@ class QueueRunner:
         self.limit = -1 if scenario.queue_limit is None else int(scenario.queue_limit)
         self.hit_latency = float(scenario.cache.hit_latency_s)
         self.m = model_arrays(model)
+        self.env = model.environment()  # None (no drift) compiles the kernels without the branch
         self.empirical = True if model.mode == EMPIRICAL else None  # None: compiled for parametric models
         self.W = np.zeros(self.servers)  # replica free times: sorted, or a binary min-heap
         self.heap = self.servers > K.HEAP_MIN
@@ -95,11 +96,11 @@ class QueueRunner:
             if out is None:
                 raise ValueError("the batching kernel records into per-request arrays: pass out")
             cut = K.run_batching(arr, var, status, n0, final, self.B, self.timeout, self.limit, self.W, self.heap,
-                                 self.ts, self.m, self.hit_latency, out, g0, warm, fs, ist, self.empirical)
+                                 self.ts, self.m, self.env, self.hit_latency, out, g0, warm, fs, ist, self.empirical)
             self.ts[0] -= cut
             return cut
         while True:  # the kernel stops early when the queue-limit ring is full
-            stop = K.run_plain(arr, var, status, n0, self.limit, self.W, self.heap, self.ring, self.rs, self.m,
+            stop = K.run_plain(arr, var, status, n0, self.limit, self.W, self.heap, self.ring, self.rs, self.m, self.env,
                                self.hit_latency, out, g0, warm, fs, ist, hist)
             if stop == arr.size:
                 return arr.size
@@ -129,7 +130,7 @@ def run_replication(scenario: Scenario, model: ServiceModel, variates: Variates,
         ``arrival`` is ``variates.arrival_times`` itself (not a copy); latency, batch size, batch wait,
         queue wait and service are views of one block (see :func:`_result_arrays`).
     """
-    runner = QueueRunner(scenario, model)
+    runner = QueueRunner(scenario, model.for_replication(variates.env_key))
     n = variates.n
     arr = np.ascontiguousarray(variates.arrival_times, dtype=np.float64)
     var = np.ascontiguousarray(variates.service, dtype=np.float64)

@@ -72,7 +72,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..service import service_time
+from ..service import environment_factor, service_time
 from .sketch import bucket
 
 REG_MAX = 8  # replicas up to which the plain kernel keeps the free times in registers
@@ -278,7 +278,7 @@ def _add_batch(fs, ist, busy, nb, end, busy_obs, nb_obs, batched_obs):
 
 
 @numba.njit(cache=True, nogil=True)
-def run_plain(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hit_lat, out, g0, warm, fs, ist, hist):
+def run_plain(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, env, hit_lat, out, g0, warm, fs, ist, hist):
     """FCFS G/G/c, one request per service, from local index n0 on.
 
     ``c_limit`` is the queue limit K (-1: none); ``rs`` = [ring head, ring count, waiting count].
@@ -288,14 +288,14 @@ def run_plain(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hit_lat, 
     sorted free times live in registers (:func:`_run_plain_regs`).
     """
     if not use_heap and W.size <= REG_MAX:
-        return _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out, g0, warm, fs, ist,
-                               hist)
-    return _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hit_lat, out, g0, warm,
+        return _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, env, hit_lat, out, g0, warm, fs,
+                               ist, hist)
+    return _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, env, hit_lat, out, g0, warm,
                             fs, ist, hist)
 
 
 @numba.njit(cache=True, nogil=True)
-def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hit_lat, out, g0, warm, fs, ist,
+def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, env, hit_lat, out, g0, warm, fs, ist,
                      hist):
     """:func:`run_plain` with the free times in ``W`` (sorted, or a heap)."""
     mode, means, ev, es, el, esc, slow, wx, wf = m
@@ -347,6 +347,8 @@ def _run_plain_array(arr, var, status, n0, c_limit, W, use_heap, ring, rs, m, hi
         s = max(a, wj)
         busy = _busy(W, s) if contention else 1
         sv = service_time(mode, means, ev, es, el, esc, slow, wx, wf, 1, var[i], busy, a - wj)
+        if env is not None:  # pruned at compile time for models without drift
+            sv *= environment_factor(env[0], env[1], env[2], s)
         d = s + sv
         wj = _replace_first(W, d, use_heap)
         if has_limit and s > a:  # it waits: its start joins the ring
@@ -387,7 +389,7 @@ def _above(w0, w1, w2, w3, w4, w5, w6, w7, s):
 
 
 @numba.njit(cache=True, nogil=True)
-def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out, g0, warm, fs, ist, hist):
+def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, env, hit_lat, out, g0, warm, fs, ist, hist):
     """:func:`run_plain` for c <= 8 replicas, the sorted free times held in eight locals w0 <= ... <= w7
     (+inf beyond c), which LLVM keeps in registers: replacing w0 by d is eight independent min/max
     with no load or store, and the loop-carried chain is w0 -> start -> d -> min(w1, d). Measured
@@ -452,6 +454,8 @@ def _run_plain_regs(arr, var, status, n0, c_limit, W, ring, rs, m, hit_lat, out,
         s = max(a, w0)
         busy = _above(w0, w1, w2, w3, w4, w5, w6, w7, s) - pad + 1 if contention else 1
         sv = service_time(mode, means, ev, es, el, esc, slow, wx, wf, 1, var[i], busy, a - w0)
+        if env is not None:  # pruned at compile time for models without drift
+            sv *= environment_factor(env[0], env[1], env[2], s)
         d = s + sv
         # w0 leaves, d (>= w0) comes in: new w_k = max(w_k, min(w_k+1, d)), all from the old values
         w0, w1, w2, w3, w4, w5, w6, w7 = (_lo(w1, d), _hi(w1, _lo(w2, d)), _hi(w2, _lo(w3, d)),
@@ -511,7 +515,7 @@ def _full_ready(arr, status, head, B, ready):
 
 
 @numba.njit(cache=True, nogil=True)
-def run_batching(arr, var, status, n0, final, B, timeout, c_limit, W, use_heap, ts, m, hit_lat, out, g0, warm,
+def run_batching(arr, var, status, n0, final, B, timeout, c_limit, W, use_heap, ts, m, env, hit_lat, out, g0, warm,
                  fs, ist, empirical):
     """Dynamic batching (TF-Serving), timeout >= 0, from local index n0 on (see the module notes).
 
@@ -600,6 +604,8 @@ def run_batching(arr, var, status, n0, final, B, timeout, c_limit, W, use_heap, 
             sv = service_time(1, means, ev, es, el, esc, slow, wx, wf, size, var[first], busy, arr[first] - wmin)
         else:
             sv = service_time(0, means, ev, es, el, esc, slow, wx, wf, size, var[first], busy, arr[first] - wmin)
+        if env is not None:  # pruned at compile time for models without drift
+            sv *= environment_factor(env[0], env[1], env[2], s)
         d = s + sv
         if use_heap:
             wmin = _replace_first(W, d, True)

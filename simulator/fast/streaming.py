@@ -32,7 +32,7 @@ from ..replication import ReplicationSummary
 from ..scenario import Arrivals, Scenario
 from ..service import ServiceModel, VariateStream
 from ..validation import check_integer, check_probability, check_quantile
-from ..variates import ZipfKeys, renewal_times, streams
+from ..variates import ZipfKeys, environment_key, renewal_times, streams
 from ..workload import Trace, load_trace
 from . import kernels as K
 from .cache import CacheState
@@ -196,10 +196,10 @@ def run_streaming(scenario: Scenario, model: ServiceModel, n_requests: int, seed
     if warmup_fraction is None:
         warmup_fraction = 0.0 if scenario.run.warmup == "none" else scenario.run.warmup_fraction
     warmup_fraction = check_probability("warmup_fraction", warmup_fraction, open_high=True)
-    runner = QueueRunner(scenario, model)
+    rngs = streams(seed_seq)
+    runner = QueueRunner(scenario, model.for_replication(environment_key(rngs)))
     if scenario.arrivals.process == "trace" and trace is None:
         trace = load_trace(scenario.arrivals.trace)
-    rngs = streams(seed_seq)
     arrivals = ArrivalStream(scenario.arrivals, rngs["arrivals"], trace)
     cache = keys = None
     if scenario.cache.enabled:

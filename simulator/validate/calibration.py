@@ -39,8 +39,8 @@ from ..profiles import Profile
 from .ordered import ServiceOrder
 from .server import ServerRecords
 
-__all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "fit_warmup", "load_point",
-           "under_load_profile"]
+__all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "fit_environment", "fit_warmup",
+           "load_point", "under_load_profile", "with_warmup"]
 
 UNDER_LOAD_SCHEMA = "1.1"  # profiles with an under_load block (simulator.under_load)
 MIN_GROUP = 30  # fewest samples for a (batch size, busy workers) group to stand on its own
@@ -119,12 +119,16 @@ class LoadPoint:
         Mean client-side overhead outside the server (s), ≥ 0.
     meta : dict
         Where the point came from (duration, LoadGen figures, machine load).
-    rows : list of (batch size, busy workers, effective service s, idle s)
+    rows : list of (batch size, busy workers, effective service s, idle s, start s)
         Every batch in start order (idle: how long its worker had sat idle, 0 when the batch's oldest
         request waited, NaN unknown).
     warmup : (idle times, factors)
         Warm-up table after idle (:func:`fit_warmup`; empty: none). Samples are deflated by it to their
         back-to-back values, which the profile's ``under_load.idle_factors`` inflate again per batch.
+    environment : (window s, factors)
+        Host drift (:func:`fit_environment`; window 0: none): each window's mean service over the run's.
+    env_rows : ndarray
+        The environment factor of each row's window (1 where a window had too few batches to say).
     """
 
     arrival_rate: float
@@ -133,8 +137,10 @@ class LoadPoint:
     groups: dict[tuple[int, int], np.ndarray]
     overhead_s: float
     meta: dict = field(default_factory=dict)
-    rows: list[tuple[int, int, float, float]] = field(default_factory=list, repr=False)
+    rows: list[tuple[int, int, float, float, float]] = field(default_factory=list, repr=False)
     warmup: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    environment: tuple[float, tuple[float, ...]] = (0.0, ())
+    env_rows: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def per_replica_rate(self) -> float:
@@ -147,13 +153,20 @@ class LoadPoint:
             return service_s
         return service_s / float(np.interp(idle_s if math.isfinite(idle_s) else xs[-1], (0.0, *xs), (1.0, *fs)))
 
+    def _deflated(self, j: int) -> float:
+        """Row j's effective service time without its warm-up and its window's host drift."""
+        _, _, s, idle, _ = self.rows[j]
+        env = self.env_rows[j] if self.env_rows.size else 1.0
+        return self._warm(s, idle) / env
+
     def _warm_groups(self) -> dict[tuple[int, int], np.ndarray]:
-        """``groups`` with every sample deflated by the warm-up table (``groups`` itself without one)."""
-        if not self.warmup[0] or not self.rows:
+        """``groups`` with every sample deflated by the warm-up table and the host drift (``groups``
+        itself without either)."""
+        if (not self.warmup[0] and not self.env_rows.size) or not self.rows:
             return self.groups
         out: dict[tuple[int, int], list] = {}
-        for b, k, s, idle in self.rows:
-            out.setdefault((b, k), []).append(self._warm(s, idle))
+        for j, (b, k, *_) in enumerate(self.rows):
+            out.setdefault((b, k), []).append(self._deflated(j))
         return {key: np.asarray(v) for key, v in out.items()}
 
     def base_samples(self) -> dict[int, np.ndarray]:
@@ -182,7 +195,8 @@ class LoadPoint:
         autocorrelation."""
         slow = self.slowdown()
         b0 = min(b for b, _ in self.groups)
-        series = np.asarray([self._warm(s, idle) / slow.get(k, 1.0) for b, k, s, idle in self.rows if b == b0])
+        series = np.asarray([self._deflated(j) / slow.get(k, 1.0) for j, (b, k, *_) in enumerate(self.rows)
+                             if b == b0])
         return ServiceOrder.from_series(series)
 
     def mean(self) -> float:
@@ -212,12 +226,57 @@ def load_point(records: ServerRecords, loadgen_mean_latency_s: float, arrival_ra
             near = max((kk for (bb, kk) in merged if bb == b), key=lambda kk: (-abs(kk - k), kk))
             merged[(b, near)] = np.concatenate([merged[(b, near)], s])
             key_of[(b, k)] = near
-    rows = [(int(b), key_of[(int(b), int(k))], float(s), float(t))
-            for s, b, k, t in zip(eff["service_s"], eff["batch_size"], eff["busy"], eff["idle_s"])]
+    rows = [(int(b), key_of[(int(b), int(k))], float(s), float(t), float(t0))
+            for s, b, k, t, t0 in zip(eff["service_s"], eff["batch_size"], eff["busy"], eff["idle_s"],
+                                      eff["started"])]
     overhead = loadgen_mean_latency_s - float(records.sojourn_s.mean())
     point = LoadPoint(arrival_rate, replicas, utilization, merged, max(overhead, 0.0),
                       dict(meta or {}, overhead_raw_s=overhead, requests=records.n), rows)
-    return replace(point, warmup=fit_warmup([point]))
+    return with_warmup(point, fit_warmup([point]))
+
+
+def with_warmup(point: LoadPoint, table: tuple[tuple[float, ...], tuple[float, ...]]) -> LoadPoint:
+    """``point`` with the warm-up ``table`` and its host drift fitted anew on the samples it deflates."""
+    point = replace(point, warmup=table, env_rows=np.zeros(0))
+    env, rows = fit_environment(point, ENV_WINDOW_S)
+    return replace(point, environment=env, env_rows=rows)
+
+
+ENV_WINDOW_S = 0.25  # host-drift windows (s): slow stretches on the validation host last 0.2-2 s
+ENV_MIN_BATCHES = 8  # fewest batches for a window's mean to stand for its drift
+
+
+def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[tuple[float, tuple[float, ...]],
+                                                                               np.ndarray]:
+    """Host drift of one live run: ``((window_s, factors), factor of each row)``.
+
+    Each batch's service time is deflated by its warm-up (``point.warmup``) and the measured contention
+    slowdown and divided by its batch size's mean; the batches are grouped by start time into windows
+    of ``window_s`` and a window's factor is the mean of those ratios (windows with fewer than
+    ``ENV_MIN_BATCHES`` batches keep factor 1 and add no factor). Factors are scaled to mean 1, so the
+    level stays in the samples. A window's mean also carries sampling noise (about cv/√n: ~3 % for 50
+    batches of cv 0.2), which widens the factors slightly.
+    """
+    n = len(point.rows)
+    if n == 0:
+        return (0.0, ()), np.zeros(0)
+    slow = point.slowdown(warm=False)
+    b = np.array([r[0] for r in point.rows])
+    x = np.array([point._warm(r[2], r[3]) / slow.get(r[1], 1.0) for r in point.rows])
+    start = np.array([r[4] for r in point.rows])
+    ratio = np.empty(n)
+    for size in np.unique(b):
+        ratio[b == size] = x[b == size] / x[b == size].mean()
+    win = np.floor((start - start.min()) / window_s).astype(np.int64)
+    counts = np.bincount(win)
+    means = np.bincount(win, weights=ratio) / np.maximum(counts, 1)
+    ok = counts >= ENV_MIN_BATCHES
+    if ok.sum() < 2:
+        return (0.0, ()), np.ones(n)
+    scale = means[ok].mean()
+    factors = means[ok] / scale
+    rows = np.where(ok[win], means[win] / scale, 1.0)
+    return (window_s, tuple(round(float(f), 5) for f in factors)), rows
 
 
 # Idle-time bins of the warm-up fit (s): doubling from 0.25 ms, so that each bin spans the same ratio
@@ -240,7 +299,7 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
             continue
         slow = p.slowdown(warm=False)
         b0 = min(b for b, _ in p.groups)
-        rows = [(s / slow.get(k, 1.0), t) for b, k, s, t in p.rows if b == b0 and math.isfinite(t)]
+        rows = [(s / slow.get(k, 1.0), t) for b, k, s, t, _ in p.rows if b == b0 and math.isfinite(t)]
         back_to_back = [s for s, t in rows if t == 0.0]
         if len(back_to_back) < MIN_GROUP:
             continue
@@ -272,7 +331,8 @@ def _interpolated_scale(points: list[LoadPoint], rate_per_replica: float, neares
     return target / nearest.mean()
 
 
-def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: float) -> tuple[Profile, float]:
+def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: float,
+                       drift: bool = False) -> tuple[Profile, float]:
     """A profile of service times *under load* at ``arrival_rate``, and the overhead (s) to add.
 
     Uses the calibration point nearest in per-replica arrival rate; its samples are rescaled so that
@@ -281,12 +341,15 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
     under-load / isolated ratio of the smallest batch size. The returned profile has one point per
     batch size at concurrency 1 and the busy-worker groups as concurrency points, so that
     ``contention = shared`` reproduces the measured slow-down; ``method.path`` is ``serving-under-load``.
+    The ``under_load`` block carries the run's warm-up table and, with ``drift``, its host drift.
     """
     if not points:
         raise InputError("calibration needs at least one live load point")
     replicas = points[0].replicas
     per_replica = arrival_rate / replicas
     nearest = min(points, key=lambda p: abs(p.per_replica_rate - per_replica))
+    if not drift:
+        nearest = replace(nearest, environment=(0.0, ()), env_rows=np.zeros(0))
     scale = _interpolated_scale(points, per_replica, nearest)
     base_samples = {b: s * scale for b, s in nearest.base_samples().items()}
     b0 = min(base_samples)
@@ -323,13 +386,14 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
                                         "under_load_over_isolated": ratio}},
         "points": raw_points,
         "under_load": {"client_overhead_s": nearest.overhead_s, **_idle_block(nearest.warmup),
+                       **_environment_block([nearest]),
                        "measured": f"live run under MLPerf LoadGen at {nearest.arrival_rate:.4g} req/s on "
                                    f"{replicas} replica(s); service times rescaled to {arrival_rate:.4g} req/s"},
     }
     return Profile.from_dict(data, origin=f"calibration at {arrival_rate:.4g} req/s"), nearest.overhead_s
 
 
-def under_load_profile(base: Profile, points: list[LoadPoint]) -> Profile:
+def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = False) -> Profile:
     """One profile for every load: service times under load with ``under_load.load_factors``.
 
     The live calibration runs (several loads, repeats) give one mean effective service time each; a
@@ -337,15 +401,21 @@ def under_load_profile(base: Profile, points: list[LoadPoint]) -> Profile:
     The samples are those of the run nearest the median rate, and the factors follow the line at the
     lowest and highest measured rates (flat beyond, see :mod:`simulator.under_load`); the client-side
     overhead is the mean over the runs. ``simulate`` and ``plan`` read all of it from the file.
+
+    ``drift``: also carry the runs' host drift (``under_load.environment``, every run's window factors
+    pooled), with the samples deflated by it. Off by default: on the validation host it brought the
+    p99 at ρ ≤ 0.7 closer but over-predicted it near saturation (see the validation report).
     """
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
     table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
-    points = [replace(p, warmup=table) for p in points]
+    points = [with_warmup(p, table) for p in points]
+    if not drift:
+        points = [replace(p, environment=(0.0, ()), env_rows=np.zeros(0)) for p in points]
     rates = np.array([p.per_replica_rate for p in points])
     means = np.array([p.mean() for p in points])
     ref = points[int(np.argsort(rates)[len(rates) // 2])]
-    prof, _ = calibrated_profile(base, [ref], ref.arrival_rate)
+    prof, _ = calibrated_profile(base, [ref], ref.arrival_rate, drift=drift)
     data = prof.to_dict()
     lo, hi = float(rates.min()), float(rates.max())
     if hi > lo * 1.01 and len(points) >= 2:
@@ -356,7 +426,7 @@ def under_load_profile(base: Profile, points: list[LoadPoint]) -> Profile:
     data["under_load"] = {
         "client_overhead_s": float(np.mean([p.overhead_s for p in points])),
         "load_factors": [{"per_replica_rate": round(r, 4), "factor": round(f, 6)} for r, f in line],
-        **_idle_block(table),
+        **_idle_block(table), **_environment_block(points),
         "measured": f"{len(points)} live runs under MLPerf LoadGen on {ref.replicas} replica(s), "
                     f"{lo * ref.replicas:.4g}-{hi * ref.replicas:.4g} req/s; load factors from a least-squares "
                     "line of mean back-to-back effective service time against per-replica arrival rate; idle "
@@ -371,6 +441,14 @@ def _idle_block(table: tuple[tuple[float, ...], tuple[float, ...]]) -> dict:
     """The ``idle_factors`` entry of an ``under_load`` block (nothing without a table)."""
     xs, fs = table
     return {"idle_factors": [{"idle_s": x, "factor": f} for x, f in zip(xs, fs)]} if xs else {}
+
+
+def _environment_block(points: list[LoadPoint]) -> dict:
+    """The ``environment`` entry of an ``under_load`` block: every run's window factors pooled."""
+    factors = [f for p in points for f in p.environment[1]]
+    if not factors:
+        return {}
+    return {"environment": {"window_s": max(p.environment[0] for p in points), "factors": factors}}
 
 
 def _round(x: np.ndarray) -> list[float]:

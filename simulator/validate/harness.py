@@ -538,23 +538,27 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
             live_points.setdefault(case.replicas, []).extend(points)
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
-        under_load_paths = {}
+        # The same with the runs' host drift (under_load.environment): published beside it, not the default.
+        under_load_paths, drift_paths = {}, {}
         for c, pts in live_points.items():
-            path = cal_dir / f"under_load_C{c}_b{config.batch_size}.json"
-            under_load_profile(profile, pts).save(path)
-            under_load_paths[c] = str(path)
+            for drift, name, paths in ((False, "under_load", under_load_paths),
+                                       (True, "under_load_drift", drift_paths)):
+                path = cal_dir / f"{name}_C{c}_b{config.batch_size}.json"
+                under_load_profile(profile, pts, drift=drift).save(path)
+                paths[c] = str(path)
         for case in cases:
-            if case.replicas in under_load_paths:
-                case.predictions["under_load"] = [
-                    predict(under_load_paths[case.replicas], case.replicas, rate,
-                            batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
-                            requests=config.sim_requests, replications=config.sim_replications,
-                            seed=config.seed + i, engine=config.engine)
-                    for i, rate in enumerate(case.arrival_rates)]
+            for key, paths in (("under_load", under_load_paths), ("under_load_drift", drift_paths)):
+                if case.replicas in paths:
+                    case.predictions[key] = [
+                        predict(paths[case.replicas], case.replicas, rate, batch_size=config.batch_size,
+                                batch_timeout_s=config.batch_timeout_s, requests=config.sim_requests,
+                                replications=config.sim_replications, seed=config.seed + i, engine=config.engine)
+                        for i, rate in enumerate(case.arrival_rates)]
             _say(progress, _case_line(case))
     context = {"config": _config_dict(config), "profile": str(profile_path),
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
                "calibration_points": calibration_points, "under_load_profiles": under_load_paths,
+               "under_load_drift_profiles": drift_paths,
                "loadavg_runs": [c.loadavg for c in cases]}
     return cases, context
 

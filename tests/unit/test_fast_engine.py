@@ -19,7 +19,7 @@ from simulator import fast
 from simulator.cachesim import hit_mask
 from simulator.errors import InputError
 from simulator.scenario import Arrivals, Batching, Cache, Pool, Scenario, Service, Stage
-from simulator.service import ServiceModel, service_time
+from simulator.service import ServiceModel, environment_factor, service_time
 from simulator.variates import draw_variates, replication_seeds, streams
 
 COMPLETION, DEADLINE, ARRIVAL = 0, 1, 2
@@ -41,6 +41,7 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
            "queue_wait": np.zeros(n), "service": np.zeros(n), "dropped": np.zeros(n, bool), "cache_hit": hits}
     margs = (model.mode, model.means, model.emp_values, model.emp_start, model.emp_len, model.emp_scale,
              model.slowdown, model.warm_idle_s, model.warm_factor)
+    env = model.for_replication(variates.env_key).environment()
     events = [(float(arr[i]), ARRIVAL, i) for i in range(n)]
     heapq.heapify(events)
     seq = n
@@ -60,6 +61,8 @@ def reference_run(scenario, model, variates) -> dict[str, np.ndarray]:
             r = min(r, now)
             free_at = free.popleft()
             s = service_time(*margs, len(batch), variates.service[batch[0]], c - len(free), arr[batch[0]] - free_at)
+            if env is not None:
+                s *= environment_factor(*env, now)
             for i in batch:
                 close = max(r, arr[i])
                 res["latency"][i] = (now + s) - arr[i]
@@ -99,7 +102,11 @@ SLOWDOWN = np.array([1.0, 1.0, 1.15, 1.4, 1.8, 2.3])
 WARMUP = ([0.002, 0.01, 0.05], [1.1, 1.5, 2.0])  # a replica idle 10 ms serves 1.5x slower
 
 
-def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="poisson", warmup=None):
+ENVIRONMENT = (0.05, [0.7, 1.0, 1.0, 1.3, 2.0])  # host speed drawn per 50 ms window
+
+
+def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="poisson", warmup=None,
+         environment=None):
     """A scenario and its service model at per-replica load ``rho`` (lognormal service, cv 1.5)."""
     if B > 1:
         bt = (0.004, 0.003)
@@ -114,6 +121,8 @@ def make(B=1, T=0.0, c=3, K=None, cache=None, slowdown=None, rho=0.9, arrivals="
         model = model.with_slowdown(slowdown)
     if warmup is not None:
         model = model.with_warmup(*warmup)
+    if environment is not None:
+        model = model.with_environment(*environment)
     arr = Arrivals(process=arrivals, rate=rate, cv=2.0)
     sc = Scenario(arrivals=arr, service=service, replicas=c, batching=Batching(B, T), queue_limit=K,
                   cache=cache or Cache())
@@ -147,6 +156,9 @@ CASES = {
     "warmup_many": {"warmup": WARMUP, "c": 30, "rho": 0.7},
     "warmup_timeout": {"warmup": WARMUP, "B": 4, "T": 0.005, "rho": 0.6},
     "warmup_contention_limit": {"warmup": WARMUP, "slowdown": SLOWDOWN, "K": 4, "rho": 0.9},
+    "environment": {"environment": ENVIRONMENT, "rho": 0.6},
+    "environment_warmup_timeout": {"environment": ENVIRONMENT, "warmup": WARMUP, "B": 4, "T": 0.005, "rho": 0.6},
+    "environment_many_limit": {"environment": ENVIRONMENT, "c": 30, "K": 4, "rho": 0.8},
     "everything": {"B": 3, "T": 0.002, "K": 4, "cache": Cache("lfu", 30, 0.9, 300, 0.0005),
                    "slowdown": SLOWDOWN, "rho": 1.1},
 }
@@ -339,7 +351,7 @@ def test_every_layout_of_replica_free_times_gives_the_same_outcomes(name, layout
     else:  # the array kernel called directly (run_plain itself takes registers up to REG_MAX replicas)
         n0 = 0
         while (n0 := K._run_plain_array(v.arrival_times, v.service, status, n0, runner.limit, runner.W, False,
-                                        runner.ring, runner.rs, runner.m, runner.hit_latency, out, 0, 0, fs,
+                                        runner.ring, runner.rs, runner.m, runner.env, runner.hit_latency, out, 0, 0, fs,
                                         ist, None)) < n:
             runner.ring = K.grow_ring(runner.ring, runner.rs)
     np.testing.assert_array_equal(status == 2, ref.dropped)

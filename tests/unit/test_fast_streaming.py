@@ -19,7 +19,8 @@ from simulator.workload import arrival_times, load_trace, zipf_keys
 from .test_fast_engine import CASES, make
 
 STREAM_CASES = ["plain", "many", "greedy", "timeout", "timeout_long", "timeout_heavy", "timeout_heavy_everything",
-                "cache", "cache_zero_latency", "limit", "greedy_limit", "timeout_limit", "everything"]
+                "cache", "cache_zero_latency", "limit", "greedy_limit", "timeout_limit", "everything", "warmup",
+                "environment", "environment_warmup_timeout"]
 
 
 @pytest.mark.parametrize("name", STREAM_CASES)

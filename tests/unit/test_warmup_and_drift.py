@@ -1,8 +1,10 @@
-"""Warm-up after idle: a replica that sat idle serves its next batch slower (``under_load.idle_factors``).
+"""Warm-up after idle (``under_load.idle_factors``) and host drift (``under_load.environment``).
 
-Checked against Welch's M/G/1 with exceptional first service (closed form), against the planner
+Warm-up: checked against Welch's M/G/1 with exceptional first service (closed form), against the planner
 screen's mean factor (exact for one replica under Poisson arrivals), and the live calibration's fit
-against the table that generated synthetic server records.
+against the table that generated synthetic server records. Host drift: a one-factor environment is an
+exact rescaling (M/M/1 closed form), the engines agree request by request (tests/unit/test_fast_engine.py
+CASES), and the fit recovers the drift that generated synthetic records.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from simulator.scenario import Arrivals, Run, Scenario, Service
 from simulator.service import ServiceModel, warmup_factor
 from simulator.simulate import make_service_model, simulate
 from simulator.under_load import parse_under_load
-from simulator.validate.calibration import calibrated_profile, fit_warmup, load_point
+from simulator.validate.calibration import (
+    calibrated_profile,
+    fit_environment,
+    fit_warmup,
+    load_point,
+    under_load_profile,
+)
 from simulator.validate.server import ServerRecords
 from tests.conftest import make_profile_dict
 
@@ -89,6 +97,7 @@ def test_welch_exceptional_first_service(tmp_path, engine):
     sc = Scenario(arrivals=Arrivals(rate=lam), service=Service(profile=path),
                   run=Run(requests=requests, replications=4, seed=9))
     res = simulate(sc, engine=engine)
+    assert res.analytic is None  # no closed form is claimed for a model with warm-up
     assert res.latency_ms["mean"] == pytest.approx(sojourn * 1e3, rel=0.02)
     # and the server is busier than the warm model alone says: λ(P0·f·m + (1-P0)·m) = 1 - P0
     assert res.utilization == pytest.approx(1 - p0, rel=0.02)
@@ -149,3 +158,94 @@ def test_no_table_without_enough_back_to_back_batches():
     """A load so light that fewer than 30 requests ever waited says nothing about back-to-back service."""
     r = _server_records(TABLE, n=400, rate=20.0)
     assert fit_warmup([load_point(r, float(r.sojourn_s.mean()), 20.0, 1, 0.04)]) == ((), ())
+
+
+@pytest.mark.parametrize(("env", "field"), [
+    ({"window_s": 0.0, "factors": [1.0]}, "environment.window_s"),
+    ({"window_s": 0.1, "factors": []}, "environment.factors must be a non-empty list"),
+    ({"window_s": 0.1, "factors": [1.0, -2.0]}, r"environment.factors\[1\]"),
+    ({"window": 0.1, "factors": [1.0]}, "environment must be"),
+])
+def test_bad_environment_is_refused_naming_the_field(env, field):
+    doc = make_profile_dict({1: np.full(40, 0.002)})
+    doc["schema_version"] = "1.1"
+    doc["under_load"] = {"environment": env}
+    with pytest.raises(ProfileError, match=field):
+        Profile.from_dict(doc)
+
+
+@pytest.mark.parametrize("engine", ["fast", "simpy"])
+def test_one_factor_environment_is_an_exact_rescaling(tmp_path, engine):
+    """Every window at factor 1.5: M/M/1 with mean service 1.5·m, mean sojourn 1.5m/(1-1.5λm). 2 %, as
+    for Welch's test (the resampled exponential's own mean is used)."""
+    rng = np.random.default_rng(6)
+    samples = rng.exponential(0.004, 20_000)
+    doc = make_profile_dict({1: samples})
+    doc["schema_version"] = "1.1"
+    doc["under_load"] = {"environment": {"window_s": 0.05, "factors": [1.5]}}
+    path = tmp_path / "env.json"
+    path.write_text(json.dumps(doc))
+    lam, m = 100.0, 1.5 * samples.mean()
+    res = simulate(Scenario(arrivals=Arrivals(rate=lam), service=Service(profile=str(path)),
+                            run=Run(requests=400_000 if engine == "fast" else 100_000, replications=4, seed=3)),
+                   engine=engine)
+    assert res.latency_ms["mean"] == pytest.approx(m / (1 - lam * m) * 1e3, rel=0.02)
+    assert res.analytic is None
+
+
+def test_drift_builds_queues_that_independent_service_times_do_not(tmp_path):
+    """Windows 1.6x slow or 0.4x fast, mean 1: the p99 more than doubles (a slow stretch at ρ_local =
+    0.96 queues). The busy fraction does not rise: requests queued in a slow window that start in a fast
+    one are served fast (the factor goes by start time), so it even drops a little."""
+    rng = np.random.default_rng(8)
+    samples = rng.gamma(4.0, 0.001, 5_000)
+    plain = _profile(tmp_path, samples, (), (), "plain.json")
+    doc = json.loads(open(plain).read())
+    doc["under_load"] = {"environment": {"window_s": 0.2, "factors": [0.4, 1.6]}}
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps(doc))
+    run = Run(requests=200_000, replications=4, seed=1)
+    a = simulate(Scenario(arrivals=Arrivals(rate=150.0), service=Service(profile=plain), run=run), engine="fast")
+    b = simulate(Scenario(arrivals=Arrivals(rate=150.0), service=Service(profile=str(drift)), run=run),
+                 engine="fast")
+    assert 0.85 * a.utilization < b.utilization <= a.utilization * 1.01
+    assert b.latency_ms["p99"] > 2 * a.latency_ms["p99"]
+
+
+def _drifting_records(n=20_000, rate=150.0, window=0.25, seed=1) -> tuple[ServerRecords, np.ndarray]:
+    """One worker, no warm-up, service gamma(2 ms, cv 0.25) × a drift of 0.8 or 1.2 per 0.25-s window."""
+    rng = np.random.default_rng(seed)
+    enq = np.cumsum(rng.exponential(1 / rate, n))
+    drift = rng.choice([0.8, 1.2], size=int(enq[-1] / window) + 200)
+    base = rng.gamma(16.0, 0.002 / 16, n)
+    started, done = np.empty(n), np.empty(n)
+    free = 0.0
+    for i in range(n):
+        started[i] = max(enq[i], free)
+        done[i] = started[i] + base[i] * drift[int(started[i] / window)]
+        free = done[i]
+    ones = np.ones(n, dtype=np.int64)
+    return ServerRecords(enq, started, done, done, ones, ones, np.zeros(n, dtype=np.int64)), drift
+
+
+def test_fit_recovers_the_drift_and_divides_it_out():
+    """Windows hold ~37 batches: a window's mean ratio has sampling noise ~0.25/√37 ≈ 4 %, small against
+    the ±20 % drift, so the factors split into two clusters at 0.8 and 1.2 (±10 %) and their sd is
+    0.2 within 15 %; the deflated samples keep the base's cv (0.25) within 15 %."""
+    r, _ = _drifting_records()
+    point = load_point(r, float(r.sojourn_s.mean()), 150.0, 1, 0.3)
+    window, factors = point.environment
+    f = np.asarray(factors)
+    assert window == 0.25 and f.size > 100
+    assert f.mean() == pytest.approx(1.0, abs=1e-5)  # factors are rounded to 5 decimals
+    assert f.std() == pytest.approx(0.2, rel=0.15)
+    assert np.mean(np.abs(f - 0.8) < 0.1) + np.mean(np.abs(f - 1.2) < 0.1) > 0.9
+    base = Profile.from_dict(make_profile_dict({1: np.full(50, 0.002)}))
+    plain = under_load_profile(base, [point])
+    drifted = under_load_profile(base, [point], drift=True)
+    assert plain.under_load.env_factors == () and drifted.under_load.env_factors == factors
+    cv = lambda p: np.std(p.samples(1, 1)) / np.mean(p.samples(1, 1))  # noqa: E731
+    assert cv(drifted) == pytest.approx(0.25, rel=0.15)
+    assert cv(plain) > cv(drifted) * 1.2  # without the fit the drift stays in the samples
+    env, rows = fit_environment(point, 0.5)
+    assert env[0] == 0.5 and rows.size == len(point.rows)
