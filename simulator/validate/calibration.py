@@ -18,7 +18,12 @@ The model used here (and proposed for profiles, see :func:`calibrated_profile`):
   (``k``); ``slowdown[k]`` = mean at ``k`` / mean at 1, the simulator's ``contention = shared`` mechanism;
 * **client-side overhead**: LoadGen's mean latency minus the server's mean enqueue→done time. It is the
   issue path (LoadGen's scheduled time → the SUT callback → the queue) and does not occupy a worker: a
-  pure delay (a deterministic post-processing stage of the scenario).
+  pure delay (a deterministic post-processing stage of the scenario);
+* **warm-up after idle** (:func:`fit_warmup`): effective service against how long the worker had sat
+  idle, relative to the batches that waited (back to back); the samples are deflated to back-to-back
+  times and the table goes into the profile's ``under_load.idle_factors``;
+* **host drift** (:func:`fit_environment`): each 0.25-s window's mean over the run's, as the factors of
+  ``under_load.environment``; the samples are deflated by their window's factor.
 
 A calibration point pools the short live runs at one load that precede the run to predict (see
 :func:`simulator.validate.harness.evaluate`); a prediction at another load uses the nearest point's
@@ -40,7 +45,7 @@ from .ordered import ServiceOrder
 from .server import ServerRecords
 
 __all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "fit_environment", "fit_warmup",
-           "load_point", "under_load_profile", "with_warmup"]
+           "load_point", "refit_point", "under_load_profile"]
 
 UNDER_LOAD_SCHEMA = "1.1"  # profiles with an under_load block (simulator.under_load)
 MIN_GROUP = 30  # fewest samples for a (batch size, busy workers) group to stand on its own
@@ -153,6 +158,10 @@ class LoadPoint:
             return service_s
         return service_s / float(np.interp(idle_s if math.isfinite(idle_s) else xs[-1], (0.0, *xs), (1.0, *fs)))
 
+    def without_drift(self) -> LoadPoint:
+        """This point with its host drift left in the samples (no ``environment``)."""
+        return replace(self, environment=(0.0, ()), env_rows=np.zeros(0))
+
     def _deflated(self, j: int) -> float:
         """Row j's effective service time without its warm-up and its window's host drift."""
         _, _, s, idle, _ = self.rows[j]
@@ -232,10 +241,10 @@ def load_point(records: ServerRecords, loadgen_mean_latency_s: float, arrival_ra
     overhead = loadgen_mean_latency_s - float(records.sojourn_s.mean())
     point = LoadPoint(arrival_rate, replicas, utilization, merged, max(overhead, 0.0),
                       dict(meta or {}, overhead_raw_s=overhead, requests=records.n), rows)
-    return with_warmup(point, fit_warmup([point]))
+    return refit_point(point, fit_warmup([point]))
 
 
-def with_warmup(point: LoadPoint, table: tuple[tuple[float, ...], tuple[float, ...]]) -> LoadPoint:
+def refit_point(point: LoadPoint, table: tuple[tuple[float, ...], tuple[float, ...]]) -> LoadPoint:
     """``point`` with the warm-up ``table`` and its host drift fitted anew on the samples it deflates."""
     point = replace(point, warmup=table, env_rows=np.zeros(0))
     env, rows = fit_environment(point, ENV_WINDOW_S)
@@ -254,8 +263,11 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     slowdown and divided by its batch size's mean; the batches are grouped by start time into windows
     of ``window_s`` and a window's factor is the mean of those ratios (windows with fewer than
     ``ENV_MIN_BATCHES`` batches keep factor 1 and add no factor). Factors are scaled to mean 1, so the
-    level stays in the samples. A window's mean also carries sampling noise (about cv/√n: ~3 % for 50
-    batches of cv 0.2), which widens the factors slightly.
+    level stays in the samples. A window's mean also carries sampling noise (variance s²/n, s² the
+    variance within the window: ~3 % for 50 batches of cv 0.2), which alone would make independent
+    service times look like drift; so every factor's deviation from 1 is shrunk by
+    √(1 − mean noise variance / variance of the window means), which leaves the factors the variance of
+    the drift alone (none, for independent service times).
     """
     n = len(point.rows)
     if n == 0:
@@ -273,9 +285,14 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     ok = counts >= ENV_MIN_BATCHES
     if ok.sum() < 2:
         return (0.0, ()), np.ones(n)
+    squares = np.bincount(win, weights=ratio**2) / np.maximum(counts, 1)
+    noise = float(np.mean((squares - means**2)[ok] / (counts[ok] - 1)))  # unbiased within-window variance / n
+    total = float(means[ok].var())
+    shrink = math.sqrt(max(0.0, 1.0 - noise / total)) if total > 0 else 0.0
     scale = means[ok].mean()
-    factors = means[ok] / scale
-    rows = np.where(ok[win], means[win] / scale, 1.0)
+    factor_of = 1.0 + (means / scale - 1.0) * shrink
+    factors = factor_of[ok]
+    rows = np.where(ok[win], factor_of[win], 1.0)
     return (window_s, tuple(round(float(f), 5) for f in factors)), rows
 
 
@@ -332,7 +349,7 @@ def _interpolated_scale(points: list[LoadPoint], rate_per_replica: float, neares
 
 
 def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: float,
-                       drift: bool = False) -> tuple[Profile, float]:
+                       drift: bool = True) -> tuple[Profile, float]:
     """A profile of service times *under load* at ``arrival_rate``, and the overhead (s) to add.
 
     Uses the calibration point nearest in per-replica arrival rate; its samples are rescaled so that
@@ -341,7 +358,8 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
     under-load / isolated ratio of the smallest batch size. The returned profile has one point per
     batch size at concurrency 1 and the busy-worker groups as concurrency points, so that
     ``contention = shared`` reproduces the measured slow-down; ``method.path`` is ``serving-under-load``.
-    The ``under_load`` block carries the run's warm-up table and, with ``drift``, its host drift.
+    The ``under_load`` block carries the run's warm-up table and, with ``drift``, its host drift (else the
+    drift stays in the samples, drawn independently).
     """
     if not points:
         raise InputError("calibration needs at least one live load point")
@@ -349,7 +367,7 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
     per_replica = arrival_rate / replicas
     nearest = min(points, key=lambda p: abs(p.per_replica_rate - per_replica))
     if not drift:
-        nearest = replace(nearest, environment=(0.0, ()), env_rows=np.zeros(0))
+        nearest = nearest.without_drift()
     scale = _interpolated_scale(points, per_replica, nearest)
     base_samples = {b: s * scale for b, s in nearest.base_samples().items()}
     b0 = min(base_samples)
@@ -393,7 +411,7 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
     return Profile.from_dict(data, origin=f"calibration at {arrival_rate:.4g} req/s"), nearest.overhead_s
 
 
-def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = False) -> Profile:
+def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = True) -> Profile:
     """One profile for every load: service times under load with ``under_load.load_factors``.
 
     The live calibration runs (several loads, repeats) give one mean effective service time each; a
@@ -403,15 +421,15 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Fal
     overhead is the mean over the runs. ``simulate`` and ``plan`` read all of it from the file.
 
     ``drift``: also carry the runs' host drift (``under_load.environment``, every run's window factors
-    pooled), with the samples deflated by it. Off by default: on the validation host it brought the
-    p99 at ρ ≤ 0.7 closer but over-predicted it near saturation (see the validation report).
+    pooled), with the samples deflated by it; False leaves the drift in the samples, drawn
+    independently (the validation report publishes both).
     """
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
     table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
-    points = [with_warmup(p, table) for p in points]
+    points = [refit_point(p, table) for p in points]
     if not drift:
-        points = [replace(p, environment=(0.0, ()), env_rows=np.zeros(0)) for p in points]
+        points = [p.without_drift() for p in points]
     rates = np.array([p.per_replica_rate for p in points])
     means = np.array([p.mean() for p in points])
     ref = points[int(np.argsort(rates)[len(rates) // 2])]

@@ -516,8 +516,12 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                     path = Path(tmp) / f"cal_{case.replicas}_{case.utilization}_{i}.json"
                     prof.save(path)
                     cal.append(predict(path, case.replicas, rate, **kw))  # the overhead is in the profile
-                    if config.ordered:
-                        ordered.append(predict(path, case.replicas, rate, order=point.order(), **kw))
+                    if config.ordered:  # the measured order carries the drift itself: no environment on top
+                        plain, _ = calibrated_profile(profile, [point], rate, drift=False)
+                        plain_path = Path(tmp) / f"ord_{case.replicas}_{case.utilization}_{i}.json"
+                        plain.save(plain_path)
+                        ordered.append(predict(plain_path, case.replicas, rate, order=point.without_drift().order(),
+                                               **kw))
                     if i == 0:
                         prof.save(cal_dir / f"calibrated_C{case.replicas}_b{config.batch_size}"
                                             f"_rho{case.utilization:g}.json")
@@ -538,16 +542,16 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
             live_points.setdefault(case.replicas, []).extend(points)
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
-        # The same with the runs' host drift (under_load.environment): published beside it, not the default.
-        under_load_paths, drift_paths = {}, {}
+        # The same without the host drift (under_load.environment), published beside it for comparison.
+        under_load_paths, no_drift_paths = {}, {}
         for c, pts in live_points.items():
-            for drift, name, paths in ((False, "under_load", under_load_paths),
-                                       (True, "under_load_drift", drift_paths)):
+            for drift, name, paths in ((True, "under_load", under_load_paths),
+                                       (False, "under_load_no_drift", no_drift_paths)):
                 path = cal_dir / f"{name}_C{c}_b{config.batch_size}.json"
                 under_load_profile(profile, pts, drift=drift).save(path)
                 paths[c] = str(path)
         for case in cases:
-            for key, paths in (("under_load", under_load_paths), ("under_load_drift", drift_paths)):
+            for key, paths in (("under_load", under_load_paths), ("under_load_no_drift", no_drift_paths)):
                 if case.replicas in paths:
                     case.predictions[key] = [
                         predict(paths[case.replicas], case.replicas, rate, batch_size=config.batch_size,
@@ -558,7 +562,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
     context = {"config": _config_dict(config), "profile": str(profile_path),
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
                "calibration_points": calibration_points, "under_load_profiles": under_load_paths,
-               "under_load_drift_profiles": drift_paths,
+               "under_load_no_drift_profiles": no_drift_paths,
                "loadavg_runs": [c.loadavg for c in cases]}
     return cases, context
 

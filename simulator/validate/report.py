@@ -20,7 +20,7 @@ __all__ = ["MODEL_LABELS", "table_rows", "write_report"]
 MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated profile",
                 "profile": "given profile", "replay": "replay (diagnostic)",
                 "ordered": "calibrated, measured order", "under_load": "under-load profile (all loads)",
-                "under_load_drift": "under-load profile + host drift"}
+                "under_load_no_drift": "under-load profile without host drift"}
 _BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
                  "measured_ms", "measured_runs_ms", "spread_pct", "loadavg_1min_max")
 
@@ -144,10 +144,10 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
                   "statistics per run, load averages), `validation.png`, `profile.json` (the isolated "
                   "serving-path profile), `profiles/calibrated_*.json` (service times under load of each "
                   "load's first repeat), `profiles/under_load_C<replicas>_b<batch>.json` (one profile per replica "
-                  "count from every calibration run: service times under load, load factors and the client-side "
-                  "overhead in its `under_load` block, which `simulate --profile` and `plan` apply), "
-                  "`profiles/under_load_drift_C<replicas>_b<batch>.json` (the same with the runs' host drift, "
-                  "`under_load.environment`), "
+                  "count from every calibration run: back-to-back service times, and in its `under_load` block "
+                  "the warm-up table, the host drift, load factors and the client-side overhead, which "
+                  "`simulate --profile` and `plan` apply), `profiles/under_load_no_drift_C<replicas>_b<batch>.json` "
+                  "(the same with the host drift left in the samples), "
                   "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
     if context.get("calibration_points"):
@@ -185,7 +185,7 @@ def _plot(rows: list[dict]) -> bytes:
                              gridspec_kw={"height_ratios": [3, 2]})
     markers = {"calibrated": ("o", "tab:blue"), "isolated": ("x", "tab:orange"), "profile": ("s", "tab:green"),
                "replay": ("+", "tab:gray"), "ordered": ("v", "tab:purple"),
-               "under_load": ("D", "tab:red"), "under_load_drift": ("*", "tab:brown")}
+               "under_load": ("D", "tab:red"), "under_load_no_drift": ("*", "tab:brown")}
     width = 0.8 / max(len(models), 1)
     for col, metric in enumerate(METRICS):
         ax, ax_err = axes[0, col], axes[1, col]
