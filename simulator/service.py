@@ -101,7 +101,10 @@ class ServiceModel:
         if not (window_s > 0 and math.isfinite(window_s)) or factors.ndim != 1 or factors.size == 0 \
                 or np.any(~np.isfinite(factors) | (factors <= 0)):
             raise InputError("host environment: window_s must be > 0 and factors a non-empty list of numbers > 0")
-        return replace(self, env_window_s=float(window_s), env_factors=factors)
+        note = (f"host drift: a factor per {window_s * 1e3:.3g} ms window drawn from {factors.size} measured "
+                f"(sd {factors.std():.3f}, {factors.min():.3g}-{factors.max():.3g}; the profile's "
+                "under_load.environment)")
+        return replace(self, env_window_s=float(window_s), env_factors=factors, notes=(*self.notes, note))
 
     def for_replication(self, env_key: int) -> ServiceModel:
         """The model one replication runs: its environment keyed by ``env_key`` (itself without one)."""
@@ -126,7 +129,9 @@ class ServiceModel:
         if idle_s.shape != factor.shape or idle_s.ndim != 1 or np.any(idle_s <= 0) or np.any(np.diff(idle_s) <= 0) \
                 or np.any(factor <= 0):
             raise InputError("warm-up table: idle times must increase and be > 0, factors > 0")
-        return replace(self, warm_idle_s=idle_s, warm_factor=factor)
+        note = (f"warm-up after idle: service x {factor[0]:.3g} after {idle_s[0] * 1e3:.3g} ms idle ... "
+                f"x {factor[-1]:.3g} after {idle_s[-1] * 1e3:.3g} ms (the profile's under_load.idle_factors)")
+        return replace(self, warm_idle_s=idle_s, warm_factor=factor, notes=(*self.notes, note))
 
     def warmup(self, idle_s: float) -> float:
         """Service-time multiplier after ``idle_s`` seconds idle (1 without a warm-up table)."""
