@@ -81,8 +81,11 @@ class UnderLoad:
 
     @property
     def min_factor(self) -> float:
-        """Smallest multiplier at any load and idle time: what a capacity upper bound may assume."""
-        return min(self.factors, default=1.0) * min(min(self.idle_factors, default=1.0), 1.0)
+        """Smallest mean multiplier at any load and idle time: what a capacity upper bound may assume. With
+        drift, a saturated replica serves more batches in fast windows than in slow ones, so its capacity
+        goes with the harmonic mean of the drift factors (≤ their mean, 1)."""
+        drift = 1.0 / float(np.mean(1.0 / np.asarray(self.env_factors))) if self.env_factors else 1.0
+        return min(self.factors, default=1.0) * min(min(self.idle_factors, default=1.0), 1.0) * min(drift, 1.0)
 
     def warm_mean_factor(self, per_replica_rate: float, mean_s: float) -> float:
         """Mean warm-up multiplier of a replica's services at ``per_replica_rate`` (1 without a table).

@@ -151,7 +151,7 @@ class LoadPoint:
     def per_replica_rate(self) -> float:
         return self.arrival_rate / self.replicas
 
-    def _warm(self, service_s: float, idle_s: float) -> float:
+    def without_warmup(self, service_s: float, idle_s: float) -> float:
         """A batch's effective service time without its warm-up (an unknown idle counts as long)."""
         xs, fs = self.warmup
         if not xs or idle_s == 0.0:
@@ -166,9 +166,9 @@ class LoadPoint:
         """Row j's effective service time without its warm-up and its window's host drift."""
         _, _, s, idle, _ = self.rows[j]
         env = self.env_rows[j] if self.env_rows.size else 1.0
-        return self._warm(s, idle) / env
+        return self.without_warmup(s, idle) / env
 
-    def _warm_groups(self) -> dict[tuple[int, int], np.ndarray]:
+    def _deflated_groups(self) -> dict[tuple[int, int], np.ndarray]:
         """``groups`` with every sample deflated by the warm-up table and the host drift (``groups``
         itself without either)."""
         if (not self.warmup[0] and not self.env_rows.size) or not self.rows:
@@ -179,18 +179,18 @@ class LoadPoint:
         return {key: np.asarray(v) for key, v in out.items()}
 
     def base_samples(self) -> dict[int, np.ndarray]:
-        """Per batch size: back-to-back samples (deflated by the warm-up table) at one busy worker (divided
-        by the measured slowdown)."""
+        """Per batch size: back-to-back samples (without warm-up and drift) at one busy worker (divided by
+        the measured slowdown)."""
         slow = self.slowdown()
         out: dict[int, list] = {}
-        for (b, k), s in self._warm_groups().items():
+        for (b, k), s in self._deflated_groups().items():
             out.setdefault(b, []).append(s / slow.get(k, 1.0))
         return {b: np.concatenate(v) for b, v in out.items()}
 
-    def slowdown(self, warm: bool = True) -> dict[int, float]:
+    def slowdown(self, deflated: bool = True) -> dict[int, float]:
         """busy workers k → mean effective service at k over the mean at 1 (smallest batch size), of the
-        samples deflated by the warm-up table (``warm``) or as measured."""
-        groups = self._warm_groups() if warm else self.groups
+        samples without warm-up and drift (``deflated``) or as measured."""
+        groups = self._deflated_groups() if deflated else self.groups
         b0 = min(b for b, _ in groups)
         at = {k: s for (b, k), s in groups.items() if b == b0 and s.size >= MIN_GROUP}
         if 1 not in at:
@@ -272,9 +272,9 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     n = len(point.rows)
     if n == 0:
         return (0.0, ()), np.zeros(0)
-    slow = point.slowdown(warm=False)
+    slow = point.slowdown(deflated=False)
     b = np.array([r[0] for r in point.rows])
-    x = np.array([point._warm(r[2], r[3]) / slow.get(r[1], 1.0) for r in point.rows])
+    x = np.array([point.without_warmup(r[2], r[3]) / slow.get(r[1], 1.0) for r in point.rows])
     start = np.array([r[4] for r in point.rows])
     ratio = np.empty(n)
     for size in np.unique(b):
@@ -314,7 +314,7 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
     for p in points:
         if not p.rows:
             continue
-        slow = p.slowdown(warm=False)
+        slow = p.slowdown(deflated=False)
         b0 = min(b for b, _ in p.groups)
         rows = [(s / slow.get(k, 1.0), t) for b, k, s, t, _ in p.rows if b == b0 and math.isfinite(t)]
         back_to_back = [s for s, t in rows if t == 0.0]

@@ -256,3 +256,23 @@ def test_independent_service_times_show_no_drift():
     r = ServerRecords(enq, started, done, done, ones, ones, np.zeros(n, dtype=np.int64))
     _, factors = load_point(r, float(r.sojourn_s.mean()), rate, 1, 0.3).environment
     assert len(factors) > 100 and np.std(factors) < 0.02
+
+
+def test_capacity_bound_allows_for_drift():
+    """Saturated, a replica under drift serves at the harmonic mean of the factors: the screen's lower
+    bound on replicas must assume it (a proof), and a long simulation must not beat it."""
+    u = parse_under_load({"environment": {"window_s": 0.1, "factors": [0.5, 1.5]}}, "t")
+    assert u.min_factor == pytest.approx(1 / np.mean([2.0, 1 / 1.5]))  # 0.75
+    # overloaded behind a queue limit, the replica's throughput is its capacity: above 1/m (mean factor
+    # 1), within the bound 1/(0.75 m) (tolerance 3 %: ~2,000 windows of 0.1 s, each fast or slow)
+    from simulator import fast
+    from simulator.variates import draw_variates, replication_seeds, streams
+
+    m = 0.01
+    model = ServiceModel.parametric(m, 0.0, "deterministic").with_environment(0.1, [0.5, 1.5])
+    sc = Scenario(arrivals=Arrivals(rate=3 / m), service=Service(mean_s=m, dist="deterministic", cv=0.0),
+                  queue_limit=20)
+    v = draw_variates(sc, model, 60_000, streams(replication_seeds(4, 1)[0]))
+    out = fast.run_replication(sc, model, v)
+    throughput = np.count_nonzero(~out.dropped) / out.end_time
+    assert 1.2 / m < throughput <= 1.03 / (u.min_factor * m)
