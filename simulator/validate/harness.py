@@ -537,7 +537,8 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
             calibration_points.setdefault(case.replicas, []).extend(
                 {"arrival_rate": p.arrival_rate, "utilization": p.utilization, "mean_ms": p.mean() * 1e3,
                  "busy": p.meta.get("busy"), "overhead_ms": p.overhead_s * 1e3, "slowdown": p.slowdown(),
-                 "warmup": {"idle_s": list(p.warmup[0]), "factor": list(p.warmup[1])}}
+                 "warmup": {"idle_s": list(p.warmup[0]), "factor": list(p.warmup[1])},
+                 "drift_sd": float(np.std(p.environment[1])) if p.environment[1] else 0.0}
                 for p in points)
             live_points.setdefault(case.replicas, []).extend(points)
         # One profile per replica count from every calibration run at every load: the model that

@@ -153,13 +153,14 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
     if context.get("calibration_points"):
         lines += ["## Calibration runs (one short live run before each measured run)", ""]
         lines.append("| C | ρ | λ (req/s) | busy fraction | back-to-back service mean (ms) | client overhead (ms) | "
-                     "slowdown by busy workers | warm-up factor after 1 / 4 / 16 ms idle |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+                     "slowdown by busy workers | warm-up factor after 1 / 4 / 16 ms idle | host drift sd |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for c, pts in sorted(context["calibration_points"].items(), key=lambda kv: int(kv[0])):
             for p in pts:
                 slow = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(p["slowdown"].items()))
                 lines.append(f"| {c} | {p['utilization']:g} | {p['arrival_rate']:.1f} | {_fmt(p.get('busy'))} | "
-                             f"{p['mean_ms']:.3f} | {p['overhead_ms']:.3f} | {slow} | {_warmup_cells(p.get('warmup'))} |")
+                             f"{p['mean_ms']:.3f} | {p['overhead_ms']:.3f} | {slow} | {_warmup_cells(p.get('warmup'))} | "
+                             f"{_fmt(p.get('drift_sd'))} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
