@@ -72,6 +72,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "threads of one process (they share the GIL)")
     p.add_argument("--in-process", action="store_true",
                    help="run the server in this process instead of a fresh child process")
+    p.add_argument("--keep-records", action="store_true",
+                   help="keep every run's server timestamps (raw/.../server_records.npz, a few MB in all) so "
+                        "that --reevaluate can predict the same live data again")
+    p.add_argument("--reevaluate", metavar="DIR",
+                   help="predict a campaign kept with --keep-records again, with this version's model, and "
+                        "write the report into --output (no server, no LoadGen)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
     return p
@@ -98,6 +104,8 @@ def _ints(name: str, text: str) -> tuple[int, ...]:
 
 def _command(args: argparse.Namespace) -> str:
     """The canonical command line that reproduces this run."""
+    if args.reevaluate:
+        return shlex.join(["simulator", "validate", "--reevaluate", args.reevaluate, "--output", args.output])
     if args.loadgen_summary:
         parts = ["simulator", "validate", "--loadgen-summary", *args.loadgen_summary, "--profile", args.profile,
                  "--replicas", args.replicas]
@@ -115,6 +123,8 @@ def _command(args: argparse.Namespace) -> str:
             parts += ["--profile-seconds", f"{args.profile_seconds:g}"]
         if args.server != "process":
             parts += ["--server", args.server]
+        if args.keep_records:
+            parts += ["--keep-records"]
     if args.batch_size != 1:
         parts += ["--batch-size", str(args.batch_size), "--batch-timeout-ms", f"{args.batch_timeout_ms:g}"]
     if args.seed:
@@ -170,7 +180,17 @@ def run(args: argparse.Namespace) -> int:
     context = {"started_at": utc_now(), "machine": _machine(), "loadavg_before": _loadavg(),
                "versions": _versions()}
     progress = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    if args.loadgen_summary:
+    if args.reevaluate:
+        from ..validate.harness import evaluate, load_live
+
+        if args.model or args.loadgen_summary:
+            raise InputError("--reevaluate DIR takes no MODEL and no --loadgen-summary: the campaign is in DIR")
+        config, live = load_live(args.reevaluate)
+        cases, ctx = evaluate(config, live, out, progress)
+        context.update(ctx)
+        context["mode"] = (f"re-evaluated from the server records kept in {args.reevaluate} "
+                           "(live server under MLPerf LoadGen, Server scenario)")
+    elif args.loadgen_summary:
         if args.model:
             raise InputError("give either a MODEL to serve or --loadgen-summary files, not both")
         if not args.profile:
@@ -203,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
             duration_s=args.duration_s, calibration_s=args.calibration_s,
             profile=args.profile, profile_seconds=args.profile_seconds, min_query_count=args.min_queries,
             seed=args.seed, sim_requests=args.sim_requests, sim_replications=args.sim_replications,
-            engine=args.engine, server=args.server)
+            engine=args.engine, server=args.server, keep_records=args.keep_records)
         if args.profile and not Path(args.profile).is_file():
             raise InputError(f"profile {args.profile!r} does not exist")
         cases, ctx = run_validation(config, out, progress, in_child=not args.in_process)

@@ -7,6 +7,7 @@ the report, and sits idle while the child measures. See :mod:`simulator.validate
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io import atomic_write_json
 from ..profiles import Profile, load_profile_cached
 from ..result import Result
 from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
@@ -38,8 +40,8 @@ from .loadgen import LiveRun, RunSettings
 from .ordered import ServiceOrder, simulate_ordered
 from .summary import LoadGenSummary
 
-__all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "predict", "run_validation",
-           "target_rate"]
+__all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "load_live", "load_run",
+           "predict", "run_validation", "save_index", "save_run", "target_rate"]
 
 Progress = Callable[[str], None]
 MAX_TARGET_STEP = 1.2  # the targeting's power-law answer stays within 20% of the proportional one
@@ -94,6 +96,10 @@ class ValidationConfig:
     ordered : bool
         Also predict with the calibrated service times in their measured order (a block bootstrap that
         keeps their autocorrelation, :mod:`.ordered`), beside drawing them independently.
+    keep_records : bool
+        Keep every run's server timestamps (``raw/.../server_records.npz``) and an index of the runs
+        (``raw/runs.json``), so that :func:`load_live` can predict the same live data again (a changed
+        model, without the host) — ``simulator validate --reevaluate DIR``.
     """
 
     model: str
@@ -114,6 +120,7 @@ class ValidationConfig:
     server: str = "process"
     replay: bool = True
     ordered: bool = True
+    keep_records: bool = False
 
     def __post_init__(self) -> None:
         if not self.replicas:
@@ -259,6 +266,8 @@ def live_phase(config: ValidationConfig, outdir: str, progress: Progress | None 
         run = run_server_scenario(server, settings, where)
         for junk in ("mlperf_log_accuracy.json", "mlperf_log_trace.json"):
             (where / junk).unlink(missing_ok=True)
+        if config.keep_records:
+            save_run(run, where)
         lat = run.summary.latency_ms()
         rho = busy_fraction(run.records, c, config.batch_timeout_s)
         _say(progress, f"  C={c} rho={u:g} {label}: {run.summary.arrival_rate:.1f} req/s, busy {rho:.3f}, "
@@ -295,7 +304,68 @@ def live_phase(config: ValidationConfig, outdir: str, progress: Progress | None 
                         measure(server, c, "calibration", u, rates[u], f"repeat{r + 1}-calibration", seed + 500, r)
                     seed += 1
                     measure(server, c, "measurement", u, rates[u], f"repeat{r + 1}", seed, r)
+    if config.keep_records:
+        save_index(out, config, runs)
     return {"profile": profile.to_dict(), "runs": runs}
+
+
+RECORD_FIELDS = ("enqueued", "started", "finished", "done", "batch_size", "busy", "worker")
+
+
+def save_run(run: LiveRun, folder: str | os.PathLike) -> Path:
+    """Write a run's server timestamps and settings beside its LoadGen logs (``server_records.npz``)."""
+    path = Path(folder) / "server_records.npz"
+    meta = {"settings": asdict(run.settings), "wall_s": run.wall_s, "loadavg": run.loadavg}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)),
+                        **{f: getattr(run.records, f) for f in RECORD_FIELDS})
+    os.replace(tmp, path)
+    return path
+
+
+def save_index(outdir: str | os.PathLike, config: ValidationConfig, runs: list[dict]) -> Path:
+    """``raw/runs.json``: the campaign's configuration and its runs in order, each with its folder."""
+    out = Path(outdir)
+    return atomic_write_json(out / "raw" / "runs.json", {
+        "config": asdict(config),
+        "runs": [{k: item[k] for k in _RUN_KEYS} | {"folder": str(item["run"].summary_path.parent.relative_to(out))}
+                 for item in runs]})
+
+
+_RUN_KEYS = ("kind", "replicas", "utilization", "repeat", "label")
+
+
+def load_run(folder: str | os.PathLike) -> LiveRun:
+    """The :class:`LiveRun` :func:`save_run` wrote into ``folder`` (with its LoadGen summary)."""
+    from .server import ServerRecords
+    from .summary import read_summary
+
+    folder = Path(folder)
+    try:
+        with np.load(folder / "server_records.npz") as data:
+            records = ServerRecords(*(np.asarray(data[f]) for f in RECORD_FIELDS))
+            meta = json.loads(str(data["meta"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{folder}: no readable server_records.npz ({exc}); was the run kept "
+                         "with --keep-records?") from None
+    summary_path = folder / "mlperf_log_summary.txt"
+    return LiveRun(RunSettings(**meta["settings"]), read_summary(summary_path), summary_path, records,
+                   meta["wall_s"], meta["loadavg"])
+
+
+def load_live(outdir: str | os.PathLike) -> tuple[ValidationConfig, dict]:
+    """A kept campaign (``--keep-records``) as :func:`live_phase` returned it, and its configuration."""
+    out = Path(outdir)
+    index_path = out / "raw" / "runs.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        profile = Profile.load(out / "profile.json")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{out} holds no kept campaign (raw/runs.json, profile.json): {exc}; run "
+                         "simulator validate ... --keep-records first") from None
+    config = ValidationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in index["config"].items()})
+    runs = [{k: item[k] for k in _RUN_KEYS} | {"run": load_run(out / item["folder"])} for item in index["runs"]]
+    return config, {"profile": profile.to_dict(), "runs": runs}
 
 
 def target_rate(seen: list[tuple[float, float]], utilization: float) -> float:
@@ -487,6 +557,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
              progress: Progress | None = print) -> tuple[list[Case], dict]:
     """Predict every measured run of a live phase's result and return the cases and their context."""
     out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
     profile = Profile.from_dict(live["profile"], origin=str(out / "profile.json"))
     profile_path = out / "profile.json"
     profile.save(profile_path)

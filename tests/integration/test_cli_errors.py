@@ -50,6 +50,8 @@ def files(tmp_path):
 
 CASES = [
     # (argv, substring expected in the one-line error)
+    (["validate", "--reevaluate", "/nonexistent/campaign"], "--keep-records"),
+    (["validate", "zoo:tiny_cnn", "--reevaluate", "/nonexistent/campaign"], "takes no MODEL"),
     (S + ["--arrival-rate", "-5"] + SVC, "arrival_rate"),
     (S + ["--arrival-rate", "nan"] + SVC, "arrival_rate"),
     (S + ["--arrival-rate", "inf"] + SVC, "arrival_rate"),

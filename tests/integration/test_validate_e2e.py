@@ -25,7 +25,7 @@ def test_live_validation_end_to_end(tmp_path, capsys):
     out = tmp_path / "validation"
     rc = main(["validate", "zoo:tiny_cnn", "--replicas", "1", "--utilizations", "0.5", "--repeats", "1",
                "--duration-s", "4", "--calibration-s", "2", "--profile-seconds", "1", "--min-queries", "50",
-               "--sim-requests", "5000", "--sim-replications", "2", "--output", str(out)])
+               "--sim-requests", "5000", "--sim-replications", "2", "--keep-records", "--output", str(out)])
     assert rc == 0
     for name in ("validation.csv", "validation.md", "validation.png", "validation.json", "profile.json",
                  "raw/C1_b1/rho0.5/repeat1/mlperf_log_summary.txt",
@@ -45,3 +45,10 @@ def test_live_validation_end_to_end(tmp_path, capsys):
     cal = json.loads((out / "profiles/calibrated_C1_b1_rho0.5.json").read_text())
     assert cal["method"]["path"] == "serving-under-load"
     assert "calibrated under load" in capsys.readouterr().out
+    # the kept campaign predicts again without a server: the same predictions (same seeds and code)
+    assert (out / "raw/runs.json").is_file() and (out / "raw/C1_b1/rho0.5/repeat1/server_records.npz").is_file()
+    again = tmp_path / "again"
+    assert main(["validate", "--reevaluate", str(out), "--output", str(again)]) == 0
+    rows_again = list(csv.DictReader((again / "validation.csv").open()))
+    assert [r["calibrated_ms"] for r in rows_again] == [r["calibrated_ms"] for r in rows]
+    assert json.loads((again / "validation.json").read_text())["command"].startswith("simulator validate --reevaluate")

@@ -91,3 +91,36 @@ def test_target_rate_solves_a_power_law_and_falls_back_to_proportional():
     # two noisy runs that suggest a near-flat response cannot push the rate beyond 1.2x the proportional one
     far = target_rate([(300.0, 0.60), (400.0, 0.61)], 0.85)
     assert far == pytest.approx(400.0 * 0.85 / 0.61 * 1.2)
+
+
+def test_kept_campaign_predicts_the_same_again(tmp_path):
+    """--keep-records / --reevaluate: a campaign saved and loaded back (server records, LoadGen summaries,
+    settings, the run index) gives the very same predictions, bit for bit (same seeds)."""
+    from simulator.validate.harness import load_live, save_index, save_run
+
+    rng = np.random.default_rng(2)
+    profile = Profile.from_dict(make_profile_dict({1: rng.gamma(4.0, 0.0004, 500)}))
+    profile.save(tmp_path / "profile.json")
+    runs = []
+    for kind, seed, label in (("calibration", 3, "repeat1-calibration"), ("measurement", 4, "repeat1")):
+        run = _run(300.0, 4000, seed, tmp_path / "raw" / "C1_b1" / "rho0.6", label)
+        save_run(run, run.summary_path.parent)
+        runs.append({"kind": kind, "replicas": 1, "utilization": 0.6, "repeat": 0, "label": label, "run": run})
+    config = ValidationConfig("zoo:synthetic", replicas=(1,), utilizations=(0.6,), repeats=1, ordered=False,
+                              sim_requests=5000, sim_replications=2, keep_records=True)
+    save_index(tmp_path, config, runs)
+    loaded_config, live = load_live(tmp_path)
+    assert loaded_config == config
+    assert [r["label"] for r in live["runs"]] == ["repeat1-calibration", "repeat1"]
+    np.testing.assert_array_equal(live["runs"][1]["run"].records.done, runs[1]["run"].records.done)
+    a, _ = evaluate(config, {"profile": profile.to_dict(), "runs": runs}, tmp_path / "a", progress=None)
+    b, _ = evaluate(loaded_config, live, tmp_path / "b", progress=None)
+    assert a[0].rows() == b[0].rows()
+
+
+def test_reevaluate_refuses_a_folder_without_kept_records(tmp_path):
+    from simulator.errors import InputError
+    from simulator.validate.harness import load_live
+
+    with pytest.raises(InputError, match="keep-records"):
+        load_live(tmp_path)
