@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..profiles import Profile
+from ..service import warmup_factor
 from .ordered import ServiceOrder
 from .server import ServerRecords
 
@@ -156,7 +157,9 @@ class LoadPoint:
         xs, fs = self.warmup
         if not xs or idle_s == 0.0:
             return service_s
-        return service_s / float(np.interp(idle_s if math.isfinite(idle_s) else xs[-1], (0.0, *xs), (1.0, *fs)))
+        # the engines' own law (simulator.service.warmup_factor), so that deflating and inflating agree
+        return service_s / float(warmup_factor(np.asarray(xs), np.asarray(fs), idle_s if math.isfinite(idle_s)
+                                               else math.inf))
 
     def without_drift(self) -> LoadPoint:
         """This point with its host drift left in the samples (no ``environment``)."""

@@ -7,6 +7,7 @@ the report, and sits idle while the child measures. See :mod:`simulator.validate
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io import atomic_write_json
+from ..io import atomic_write_bytes, atomic_write_json
 from ..profiles import Profile, load_profile_cached
 from ..result import Result
 from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
@@ -314,13 +315,10 @@ RECORD_FIELDS = ("enqueued", "started", "finished", "done", "batch_size", "busy"
 
 def save_run(run: LiveRun, folder: str | os.PathLike) -> Path:
     """Write a run's server timestamps and settings beside its LoadGen logs (``server_records.npz``)."""
-    path = Path(folder) / "server_records.npz"
     meta = {"settings": asdict(run.settings), "wall_s": run.wall_s, "loadavg": run.loadavg}
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, meta=np.asarray(json.dumps(meta)),
-                        **{f: getattr(run.records, f) for f in RECORD_FIELDS})
-    os.replace(tmp, path)
-    return path
+    buf = io.BytesIO()
+    np.savez_compressed(buf, meta=np.asarray(json.dumps(meta)), **{f: getattr(run.records, f) for f in RECORD_FIELDS})
+    return atomic_write_bytes(Path(folder) / "server_records.npz", buf.getvalue())
 
 
 def save_index(outdir: str | os.PathLike, config: ValidationConfig, runs: list[dict]) -> Path:
