@@ -23,7 +23,9 @@ The model used here (and proposed for profiles, see :func:`calibrated_profile`):
   idle, relative to the batches that waited (back to back); the samples are deflated to back-to-back
   times and the table goes into the profile's ``under_load.idle_factors``;
 * **host drift** (:func:`fit_environment`): each 0.25-s window's mean over the run's, as the factors of
-  ``under_load.environment``; the samples are deflated by their window's factor.
+  ``under_load.environment``; the samples are deflated by their window's factor. With several workers
+  only the part of a window's variation that the workers share is host drift (the engines apply a
+  window's factor to every replica at once).
 
 A calibration point pools the short live runs at one load that precede the run to predict (see
 :func:`simulator.validate.harness.evaluate`); a prediction at another load uses the nearest point's
@@ -55,14 +57,15 @@ MIN_GROUP = 30  # fewest samples for a (batch size, busy workers) group to stand
 def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> dict[str, np.ndarray]:
     """One row per batch: effective service time (s), batch size, busy workers at its start, start time,
     whether its worker was idle when the batch's oldest request arrived (``found_idle``) and for how long
-    (``idle_s``: 0 when the request waited, NaN for a worker's first batch).
+    (``idle_s``: 0 when the request waited, NaN for a worker's first batch) and which worker served it.
 
     With a batch timeout the worker may wait for its batch to fill; that wait is queueing (the simulator's
     batcher models it), so the effective start is the batch's ``started`` itself.
     """
     if records.n == 0:
         return {"service_s": np.zeros(0), "batch_size": np.zeros(0, np.int64), "busy": np.zeros(0, np.int64),
-                "started": np.zeros(0), "found_idle": np.zeros(0, bool), "idle_s": np.zeros(0)}
+                "started": np.zeros(0), "found_idle": np.zeros(0, bool), "idle_s": np.zeros(0),
+                "worker": np.zeros(0, np.int64)}
     key = np.round(records.started * 1e9).astype(np.int64)
     rows: dict[tuple[int, int], dict] = {}
     for i in range(records.n):
@@ -76,7 +79,7 @@ def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> d
             row["first_enq"] = min(row["first_enq"], records.enqueued[i])
     batches = sorted(rows.values(), key=lambda r: r["started"])
     prev_done: dict[int, float] = {}
-    service, sizes, busy, started, idle, idle_s = [], [], [], [], [], []
+    service, sizes, busy, started, idle, idle_s, workers = [], [], [], [], [], [], []
     for b in batches:
         w = b["worker"]
         free_at = prev_done.get(w, -math.inf)
@@ -85,6 +88,7 @@ def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> d
         else:
             begin = min(max(free_at, b["first_enq"]), b["started"])
         prev_done[w] = b["done"]
+        workers.append(w)
         service.append(b["done"] - begin)
         sizes.append(b["batch_size"])
         busy.append(b["busy"])
@@ -95,7 +99,7 @@ def effective_batches(records: ServerRecords, batch_timeout_s: float = 0.0) -> d
         idle_s.append(max(b["first_enq"] - free_at, 0.0) if math.isfinite(free_at) else math.nan)
     return {"service_s": np.asarray(service), "batch_size": np.asarray(sizes, np.int64),
             "busy": np.asarray(busy, np.int64), "started": np.asarray(started), "found_idle": np.asarray(idle),
-            "idle_s": np.asarray(idle_s)}
+            "idle_s": np.asarray(idle_s), "worker": np.asarray(workers, np.int64)}
 
 
 def busy_fraction(records: ServerRecords, replicas: int, batch_timeout_s: float = 0.0) -> float:
@@ -135,6 +139,8 @@ class LoadPoint:
         Host drift (:func:`fit_environment`; window 0: none): each window's mean service over the run's.
     env_rows : ndarray
         The environment factor of each row's window (1 where a window had too few batches to say).
+    workers : ndarray
+        The worker that served each row (empty: unknown).
     """
 
     arrival_rate: float
@@ -147,6 +153,7 @@ class LoadPoint:
     warmup: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     environment: tuple[float, tuple[float, ...]] = (0.0, ())
     env_rows: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    workers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
     @property
     def per_replica_rate(self) -> float:
@@ -243,7 +250,7 @@ def load_point(records: ServerRecords, loadgen_mean_latency_s: float, arrival_ra
                                       eff["started"])]
     overhead = loadgen_mean_latency_s - float(records.sojourn_s.mean())
     point = LoadPoint(arrival_rate, replicas, utilization, merged, max(overhead, 0.0),
-                      dict(meta or {}, overhead_raw_s=overhead, requests=records.n), rows)
+                      dict(meta or {}, overhead_raw_s=overhead, requests=records.n), rows, workers=eff["worker"])
     return refit_point(point, fit_warmup([point]))
 
 
@@ -270,7 +277,10 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     variance within the window: ~3 % for 50 batches of cv 0.2), which alone would make independent
     service times look like drift; so every factor's deviation from 1 is shrunk by
     √(1 − mean noise variance / variance of the window means), which leaves the factors the variance of
-    the drift alone (none, for independent service times).
+    the drift alone (none, for independent service times). With several workers the engines apply a
+    window's factor to every replica at once, so the factors may carry only what the workers share: the
+    deviations are shrunk further, to the variance of the window means that the workers' own window
+    means have in common (:func:`_shared_variance`), when that is smaller.
     """
     n = len(point.rows)
     if n == 0:
@@ -292,11 +302,45 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     noise = float(np.mean((squares - means**2)[ok] / (counts[ok] - 1)))  # unbiased within-window variance / n
     total = float(means[ok].var())
     shrink = math.sqrt(max(0.0, 1.0 - noise / total)) if total > 0 else 0.0
+    shared = _shared_variance(point.workers, win, ratio)
+    if shared is not None:  # several workers: only what they share in a window is the host's
+        shrink = min(shrink, math.sqrt(max(shared, 0.0) / total) if total > 0 else 0.0)
     scale = means[ok].mean()
     factor_of = 1.0 + (means / scale - 1.0) * shrink
     factors = factor_of[ok]
     rows = np.where(ok[win], factor_of[win], 1.0)
     return (window_s, tuple(round(float(f), 5) for f in factors)), rows
+
+
+ENV_MIN_WORKER_BATCHES = 4  # fewest batches of each worker in a window for it to count in the shared drift
+
+
+def _shared_variance(workers: np.ndarray, win: np.ndarray, ratio: np.ndarray) -> float | None:
+    """Covariance of different workers' window means, averaged over pairs of workers (None: one worker).
+
+    Two workers' means in a window share the host's drift; their own slow-downs and their sampling noise
+    are independent, so the covariance keeps the shared part alone. On the 2-core validation host the two
+    workers' window means correlated little (-0.5 to +0.4) outside rare episodes (+0.85): most of a
+    window's variation was one worker's, which the other absorbs by taking the queue, so a factor
+    applied to every replica at once must carry only the shared part.
+    """
+    ids = np.unique(workers)
+    if workers.size != win.size or ids.size < 2:
+        return None
+    nwin = int(win.max()) + 1
+    means, enough = [], []
+    for w in ids:
+        mine = workers == w
+        counts = np.bincount(win[mine], minlength=nwin)
+        means.append(np.bincount(win[mine], weights=ratio[mine], minlength=nwin) / np.maximum(counts, 1))
+        enough.append(counts >= ENV_MIN_WORKER_BATCHES)
+    covs = []
+    for i in range(ids.size):
+        for j in range(i + 1, ids.size):
+            both = enough[i] & enough[j]
+            if both.sum() >= 3:
+                covs.append(float(np.cov(means[i][both], means[j][both])[0, 1]))
+    return float(np.mean(covs)) if covs else None
 
 
 # Idle-time bins of the warm-up fit (s): doubling from 0.25 ms, so that each bin spans the same ratio

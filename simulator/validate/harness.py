@@ -84,7 +84,13 @@ class ValidationConfig:
     seed : int
         Seed of zoo weights, inputs, LoadGen schedules and simulations.
     sim_requests, sim_replications : int
-        Simulated requests per replication and replications per prediction.
+        Simulated requests per replication (0: as many as the measured run had, its arrival rate ×
+        ``duration_s``, so that a replication is one simulated run and the prediction, the mean of the
+        replications' percentiles, estimates what the mean of the real runs' percentiles measures) and
+        replications per prediction (800: near saturation with host drift one replication's p99 varies
+        by ~25 %, so that 4 replications of 50,000 requests left a prediction's p99 uncertain by 10-15 %
+        (sd over seeds), as large as the goal's limit; 800 run-length replications take it to ~2 % for a
+        load's prediction, in under a second each).
     engine : str
         Simulation engine.
     server : str
@@ -115,13 +121,18 @@ class ValidationConfig:
     profile_seconds: float = 5.0
     min_query_count: int = 100
     seed: int = 0
-    sim_requests: int = 50_000
-    sim_replications: int = 4
+    sim_requests: int = 0
+    sim_replications: int = 800
     engine: str = "auto"
     server: str = "process"
     replay: bool = True
     ordered: bool = True
     keep_records: bool = False
+
+    def sim_requests_for(self, arrival_rate: float) -> int:
+        """Requests per simulated replication of a run at ``arrival_rate``: ``sim_requests``, or with 0 the
+        measured run's own length (at least 1,000)."""
+        return self.sim_requests or max(1000, round(arrival_rate * self.duration_s))
 
     def __post_init__(self) -> None:
         if not self.replicas:
@@ -142,7 +153,10 @@ class ValidationConfig:
         check_positive("profile_seconds", self.profile_seconds)
         check_integer("min_query_count", self.min_query_count, minimum=1)
         check_integer("seed", self.seed, minimum=0, maximum=2**31 - 1)
-        check_integer("sim_requests", self.sim_requests, minimum=1000)
+        if isinstance(self.sim_requests, bool) or not isinstance(self.sim_requests, int) \
+                or not (self.sim_requests == 0 or self.sim_requests >= 1000):
+            raise InputError(f"sim_requests must be 0 (each measured run's own length) or an integer >= 1000, "
+                             f"got {self.sim_requests!r}")
         check_integer("sim_replications", self.sim_replications, minimum=2)
         check_choice("server", self.server, SERVERS)
         object.__setattr__(self, "replicas", tuple(sorted(set(self.replicas))))
@@ -516,7 +530,7 @@ def _replay(config: ValidationConfig, profile: Profile, case: Case, run: LiveRun
     path = Path(tmp) / f"replay_{case.replicas}_{case.utilization}_{seed}.json"
     prof.save(path)
     return predict(path, case.replicas, rate, batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
-                   requests=config.sim_requests, replications=config.sim_replications, seed=seed,
+                   requests=config.sim_requests_for(rate), replications=config.sim_replications, seed=seed,
                    engine=config.engine)
 
 
@@ -572,7 +586,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
             for i, (rate, repeat) in enumerate(zip(case.arrival_rates, case.repeats)):
                 seed = config.seed + i
                 kw = dict(batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
-                          requests=config.sim_requests, replications=config.sim_replications, seed=seed,
+                          requests=config.sim_requests_for(rate), replications=config.sim_replications, seed=seed,
                           engine=config.engine)
                 # The profile's concurrency sweep ran threads of one process: it describes thread replicas
                 # (a shared GIL), not replica processes.
@@ -625,7 +639,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 if case.replicas in paths:
                     case.predictions[key] = [
                         predict(paths[case.replicas], case.replicas, rate, batch_size=config.batch_size,
-                                batch_timeout_s=config.batch_timeout_s, requests=config.sim_requests,
+                                batch_timeout_s=config.batch_timeout_s, requests=config.sim_requests_for(rate),
                                 replications=config.sim_replications, seed=config.seed + i, engine=config.engine)
                         for i, rate in enumerate(case.arrival_rates)]
             _say(progress, _case_line(case))
@@ -655,9 +669,12 @@ def _case_line(case: Case) -> str:
 # -- offline: LoadGen summaries measured elsewhere ----------------------------------------------------
 def compare_summaries(summaries: list[tuple[str, LoadGenSummary]], profile_path: str | os.PathLike,
                       replicas: int, *, batch_size: int = 1, batch_timeout_s: float = 0.0,
-                      overhead_s: float | None = None, requests: int = 50_000, replications: int = 4,
+                      overhead_s: float | None = None, requests: int = 0, replications: int = 800,
                       seed: int = 0, engine: str = "auto") -> list[Case]:
     """Predict each LoadGen summary at its measured arrival rate and compare.
+
+    ``requests`` per replication; 0: as many as the run had (its rate × LoadGen's ``min_duration``, 50,000
+    when the summary does not say), as for a live campaign (:meth:`ValidationConfig.sim_requests_for`).
 
     Summaries with the same ``target_qps`` are repeats of one case (their spread is reported). The
     client-side overhead defaults to the one a calibrated profile carries (0 for an isolated profile).
@@ -666,9 +683,11 @@ def compare_summaries(summaries: list[tuple[str, LoadGenSummary]], profile_path:
     if overhead_s is None:
         overhead_s = _profile_overhead(prof)
     groups: dict[float, Case] = {}
+    case_summaries: dict[int, list[LoadGenSummary]] = {}
     for path, s in summaries:
         key = round(s.target_qps or s.arrival_rate, 3)
         case = groups.setdefault(key, Case(replicas, batch_size, None))
+        case_summaries.setdefault(id(case), []).append(s)
         case.measured.append(s.latency_ms())
         case.arrival_rates.append(s.arrival_rate)
         case.summary_paths.append(path)
@@ -677,7 +696,13 @@ def compare_summaries(summaries: list[tuple[str, LoadGenSummary]], profile_path:
         case.utilization = round(float(np.mean(case.arrival_rates)) * mean_s / replicas, 4)
         case.predictions["profile"] = [
             predict(profile_path, replicas, rate, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
-                    overhead_s=overhead_s, requests=requests, replications=replications, seed=seed + i,
-                    engine=engine)
-            for i, rate in enumerate(case.arrival_rates)]
+                    overhead_s=overhead_s, requests=requests or _run_length(s, rate), replications=replications,
+                    seed=seed + i, engine=engine)
+            for i, (rate, s) in enumerate(zip(case.arrival_rates, case_summaries[id(case)]))]
     return [groups[k] for k in sorted(groups)]
+
+
+def _run_length(summary: LoadGenSummary, rate: float) -> int:
+    """Requests of a run measured elsewhere: its rate × LoadGen's min_duration (50,000 when unknown)."""
+    duration = summary.duration_s
+    return max(1000, round(rate * duration)) if duration else 50_000

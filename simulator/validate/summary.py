@@ -69,6 +69,15 @@ class LoadGenSummary:
         """Measured arrival rate (requests/s): LoadGen's scheduled rate, else its completed rate."""
         return self.scheduled_qps if self.scheduled_qps else self.completed_qps
 
+    @property
+    def duration_s(self) -> float | None:
+        """The run's minimum duration (s, LoadGen's ``min_duration``), None when the file does not say."""
+        try:
+            v = float(self.fields["min_duration (ms)"]) / 1e3
+        except (KeyError, ValueError):
+            return None
+        return v if math.isfinite(v) and v > 0 else None
+
     def latency_ms(self) -> dict[str, float]:
         """Mean and percentiles in milliseconds, keyed like :class:`simulator.result.Result`
         (``mean``, ``p50``, ``p90``, ``p95``, ``p97``, ``p99``, ``p999``)."""

@@ -52,6 +52,7 @@ CASES = [
     # (argv, substring expected in the one-line error)
     (["validate", "--reevaluate", "/nonexistent/campaign"], "--keep-records"),
     (["validate", "zoo:tiny_cnn", "--reevaluate", "/nonexistent/campaign"], "takes no MODEL"),
+    (["validate", "zoo:tiny_cnn", "--sim-requests", "500"], "sim_requests must be 0"),
     (S + ["--arrival-rate", "-5"] + SVC, "arrival_rate"),
     (S + ["--arrival-rate", "nan"] + SVC, "arrival_rate"),
     (S + ["--arrival-rate", "inf"] + SVC, "arrival_rate"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simulator.errors import InputError
 from simulator.profiles import Profile
 from simulator.validate.harness import ValidationConfig, evaluate
 from simulator.validate.loadgen import LiveRun, RunSettings
@@ -124,3 +125,19 @@ def test_reevaluate_refuses_a_folder_without_kept_records(tmp_path):
 
     with pytest.raises(InputError, match="keep-records"):
         load_live(tmp_path)
+
+
+def test_a_replication_is_as_long_as_the_measured_run_by_default():
+    """sim_requests 0 (the default): each replication has the measured run's requests (rate × duration),
+    so that the mean of the replications' percentiles estimates the mean of the real runs' percentiles;
+    a summary measured elsewhere says its duration (LoadGen's min_duration)."""
+    from simulator.validate.harness import _run_length
+
+    config = ValidationConfig("zoo:synthetic")
+    assert config.sim_requests == 0 and config.sim_requests_for(345.2) == round(345.2 * 20.0)
+    assert config.sim_requests_for(10.0) == 1000  # never fewer than 1,000
+    assert ValidationConfig("zoo:synthetic", sim_requests=5000).sim_requests_for(345.2) == 5000
+    summary = parse_summary(SUMMARY)
+    assert summary.duration_s == 2.0 and _run_length(summary, 1000.0) == 2000
+    with pytest.raises(InputError, match="sim_requests must be 0"):
+        ValidationConfig("zoo:synthetic", sim_requests=999)
