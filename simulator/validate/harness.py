@@ -303,15 +303,13 @@ def live_phase(config: ValidationConfig, outdir: str, progress: Progress | None 
                 # Targeting: a run at the nominal rate, then one at the rate that its measured busy fraction
                 # says gives utilization u; the rate the two runs point to is used from then on.
                 for u in config.utilizations:
-                    seen = []
-                    for step in (1, 2):
+                    def targeting(rate: float, step: int, u=u, c=c) -> tuple[float, float]:
+                        nonlocal seed
                         seed += 1
-                        run = measure(server, c, "targeting", u, rates[u], f"targeting{step}", seed + 500, -1)
-                        rho = busy_fraction(run.records, c, config.batch_timeout_s)
-                        if math.isfinite(rho) and rho > 0:
-                            seen.append((run.summary.arrival_rate, rho))
-                    if seen:
-                        rates[u] = target_rate(seen, u)
+                        run = measure(server, c, "targeting", u, rate, f"targeting{step}", seed + 500, -1)
+                        return run.summary.arrival_rate, busy_fraction(run.records, c, config.batch_timeout_s)
+
+                    rates[u] = aim_rate(targeting, rates[u], u)
             for r in range(config.repeats):
                 for u in config.utilizations:
                     if config.calibration_s > 0:
@@ -378,6 +376,21 @@ def load_live(outdir: str | os.PathLike) -> tuple[ValidationConfig, dict]:
     config = ValidationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in index["config"].items()})
     runs = [{k: item[k] for k in _RUN_KEYS} | {"run": load_run(out / item["folder"])} for item in index["runs"]]
     return config, {"profile": profile.to_dict(), "runs": runs}
+
+
+def aim_rate(run_at: Callable[[float, int], tuple[float, float]], nominal_rate: float, utilization: float,
+             steps: int = 2) -> float:
+    """The arrival rate for ``utilization``, from ``steps`` short targeting runs: the first at
+    ``nominal_rate``, each next one at the rate the runs so far point to (:func:`target_rate`).
+    ``run_at(rate, step)`` runs one and returns its (measured rate, measured busy fraction); a run that
+    measured no busy fraction leaves the rate as it was."""
+    rate, seen = nominal_rate, []
+    for step in range(1, steps + 1):
+        measured, busy = run_at(rate, step)
+        if math.isfinite(busy) and busy > 0 and measured > 0:
+            seen.append((measured, busy))
+            rate = target_rate(seen, utilization)
+    return rate
 
 
 def target_rate(seen: list[tuple[float, float]], utilization: float) -> float:

@@ -141,3 +141,26 @@ def test_a_replication_is_as_long_as_the_measured_run_by_default():
     assert summary.duration_s == 2.0 and _run_length(summary, 1000.0) == 2000
     with pytest.raises(InputError, match="sim_requests must be 0"):
         ValidationConfig("zoo:synthetic", sim_requests=999)
+
+
+def test_the_second_targeting_run_goes_where_the_first_points():
+    """On a system whose busy fraction is 0.004·rate^0.85 (effective service shrinking with the load), the
+    first run at the nominal rate overshoots; the second must run at the rate the first points to (it
+    used to run at the nominal rate again, so two runs a noise apart fitted a power law to noise: loads
+    aimed at 0.5 ran at 0.63 busy), and the two then solve the law exactly. A run that measured nothing
+    (busy NaN) leaves the rate as it was."""
+    from simulator.validate.harness import aim_rate
+
+    def busy(rate: float) -> float:
+        return 0.004 * rate**0.85
+
+    calls = []
+
+    def run_at(rate: float, step: int) -> tuple[float, float]:
+        calls.append(rate)
+        return rate, busy(rate)
+
+    got = aim_rate(run_at, 400.0, 0.5)
+    assert calls[0] == 400.0 and calls[1] == pytest.approx(400.0 * 0.5 / busy(400.0))
+    assert busy(got) == pytest.approx(0.5, rel=1e-9)
+    assert aim_rate(lambda rate, step: (rate, float("nan")), 300.0, 0.5) == 300.0
