@@ -42,13 +42,17 @@ METHOD = """
    the batch's oldest request arrived, against the batches whose oldest request waited (back to back),
    as a table of factors by idle time (`under_load.idle_factors`, fitted by
    `simulator.validate.calibration.fit_warmup`), and the *host drift*: each 0.25-s window's mean
-   service over the run's (`under_load.environment`, `fit_environment`). These become a profile with
+   service over the run's (`under_load.environment`, `fit_environment`; with several workers only the
+   part their window means share, their covariance, since the factor slows every replica at once). These become a profile with
    `method.path = "serving-under-load"` (back-to-back samples with the drift divided out at
    concurrency 1, busy-worker groups as concurrency points, the warm-up table, the drift and the
    overhead in its `under_load` block).
 5. **Predict** every measured run at its own measured arrival rate with `simulate` (C replicas,
    `contention = shared`, the calibrated profile: every engine applies the warm-up factor of each batch's
    replica idle time and the drift factor of the window it starts in, and the overhead as a pure delay),
-   and, for comparison, with the isolated profile alone. Errors are taken against the mean of the real runs; the real system's spread
-   is the largest deviation of one run from that mean.
+   and, for comparison, with the isolated profile alone. Each prediction is the mean over 800 simulated
+   runs as long as the real one (its rate × duration, starting empty, as a LoadGen run does) of their
+   mean and percentiles, as the measured figure is the mean over the real runs of theirs. Errors are
+   taken against the mean of the real runs; the real system's spread is the largest deviation of one
+   run from that mean.
 """

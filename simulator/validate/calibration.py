@@ -319,10 +319,10 @@ def _shared_variance(workers: np.ndarray, win: np.ndarray, ratio: np.ndarray) ->
     """Covariance of different workers' window means, averaged over pairs of workers (None: one worker).
 
     Two workers' means in a window share the host's drift; their own slow-downs and their sampling noise
-    are independent, so the covariance keeps the shared part alone. On the 2-core validation host the two
-    workers' window means correlated little (-0.5 to +0.4) outside rare episodes (+0.85): most of a
-    window's variation was one worker's, which the other absorbs by taking the queue, so a factor
-    applied to every replica at once must carry only the shared part.
+    are independent, so the covariance keeps the shared part alone. On the 2-core validation host the
+    two workers' window means correlated little (-0.6 to +0.7, median +0.15) outside two episodes
+    (+0.85): most of a window's variation was one worker's, which the other absorbs by taking the
+    queue, so a factor applied to every replica at once must carry only the shared part.
     """
     ids = np.unique(workers)
     if workers.size != win.size or ids.size < 2:
