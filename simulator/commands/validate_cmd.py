@@ -19,7 +19,7 @@ import math
 import os
 import shlex
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -188,9 +188,9 @@ def run(args: argparse.Namespace) -> int:
     context = {"started_at": utc_now(), "machine": _machine(), "loadavg_before": _loadavg(),
                "versions": _versions()}
     progress = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    defaults = ValidationConfig("")  # the budget a live campaign uses unless told
-    sim_requests = defaults.sim_requests if args.sim_requests is None else args.sim_requests
-    sim_replications = defaults.sim_replications if args.sim_replications is None else args.sim_replications
+    default = {f.name: f.default for f in fields(ValidationConfig)}  # the budget a campaign uses unless told
+    sim_requests = default["sim_requests"] if args.sim_requests is None else args.sim_requests
+    sim_replications = default["sim_replications"] if args.sim_replications is None else args.sim_replications
     if args.reevaluate:
         from ..validate.harness import evaluate, load_live
 

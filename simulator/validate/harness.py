@@ -696,26 +696,26 @@ def compare_summaries(summaries: list[tuple[str, LoadGenSummary]], profile_path:
     if overhead_s is None:
         overhead_s = _profile_overhead(prof)
     groups: dict[float, Case] = {}
-    case_summaries: dict[int, list[LoadGenSummary]] = {}
+    runs_of: dict[float, list[LoadGenSummary]] = {}
     for path, s in summaries:
         key = round(s.target_qps or s.arrival_rate, 3)
         case = groups.setdefault(key, Case(replicas, batch_size, None))
-        case_summaries.setdefault(id(case), []).append(s)
+        runs_of.setdefault(key, []).append(s)
         case.measured.append(s.latency_ms())
         case.arrival_rates.append(s.arrival_rate)
         case.summary_paths.append(path)
     mean_s = replica_service_mean(prof, replicas)
-    for case in groups.values():
+    for key, case in groups.items():
         case.utilization = round(float(np.mean(case.arrival_rates)) * mean_s / replicas, 4)
         case.predictions["profile"] = [
-            predict(profile_path, replicas, rate, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
-                    overhead_s=overhead_s, requests=requests or _run_length(s, rate), replications=replications,
+            predict(profile_path, replicas, s.arrival_rate, batch_size=batch_size, batch_timeout_s=batch_timeout_s,
+                    overhead_s=overhead_s, requests=requests or _run_length(s), replications=replications,
                     seed=seed + i, engine=engine)
-            for i, (rate, s) in enumerate(zip(case.arrival_rates, case_summaries[id(case)]))]
+            for i, s in enumerate(runs_of[key])]
     return [groups[k] for k in sorted(groups)]
 
 
-def _run_length(summary: LoadGenSummary, rate: float) -> int:
+def _run_length(summary: LoadGenSummary) -> int:
     """Requests of a run measured elsewhere: its rate × LoadGen's min_duration (50,000 when unknown)."""
     duration = summary.duration_s
-    return max(1000, round(rate * duration)) if duration else 50_000
+    return max(1000, round(summary.arrival_rate * duration)) if duration else 50_000

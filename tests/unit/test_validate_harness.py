@@ -138,7 +138,9 @@ def test_a_replication_is_as_long_as_the_measured_run_by_default():
     assert config.sim_requests_for(10.0) == 1000  # never fewer than 1,000
     assert ValidationConfig("zoo:synthetic", sim_requests=5000).sim_requests_for(345.2) == 5000
     summary = parse_summary(SUMMARY)
-    assert summary.duration_s == 2.0 and _run_length(summary, 1000.0) == 2000
+    assert summary.duration_s == 2.0 and _run_length(summary) == 1000  # 297 req/s × 2 s, raised to the floor
+    longer = parse_summary(SUMMARY.replace("min_duration (ms): 2000", "min_duration (ms): 20000"))
+    assert _run_length(longer) == round(296.86 * 20.0)
     with pytest.raises(InputError, match="sim_requests must be 0"):
         ValidationConfig("zoo:synthetic", sim_requests=999)
 
