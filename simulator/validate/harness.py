@@ -188,6 +188,22 @@ class Case:
             return math.nan
         return float(np.mean(vals))
 
+    def predicted_halfwidth_pct(self, model: str, metric: str) -> float | None:
+        """The simulation's own 95 % confidence half-width of :meth:`predicted_mean`, in percent of it
+        (the runs' predictions are independent: their half-widths add in quadrature); None when a
+        prediction has no interval."""
+        results = self.predictions.get(model, [])
+        widths = []
+        for r in results:
+            ci = (r.latency_ms_ci95 or {}).get(metric)
+            if not ci or not all(math.isfinite(v) for v in ci):
+                return None
+            widths.append((ci[1] - ci[0]) / 2)
+        pred = self.predicted_mean(model, metric)
+        if not widths or not math.isfinite(pred) or pred <= 0:
+            return None
+        return float(np.sqrt(np.sum(np.square(widths))) / len(widths) / pred * 100)
+
     def rows(self) -> list[dict]:
         """One row per metric: measured, spread, predictions and errors (ms and percent)."""
         out = []
@@ -211,6 +227,7 @@ class Case:
                 row[f"{model}_meets_limit"] = goal["limit"]
                 row[f"{model}_meets_spread"] = goal["spread"]
                 row[f"{model}_unstable"] = any(not r.stable for r in self.predictions[model])
+                row[f"{model}_sim_ci_pct"] = self.predicted_halfwidth_pct(model, metric)
             out.append(row)
         return out
 

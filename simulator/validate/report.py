@@ -54,7 +54,7 @@ def _csv(rows: list[dict]) -> str:
     models = _models(rows)
     cols = list(_BASE_COLUMNS)
     for m in models:
-        cols += [f"{m}_ms", f"{m}_error_pct", f"{m}_meets_limit", f"{m}_meets_spread"]
+        cols += [f"{m}_ms", f"{m}_error_pct", f"{m}_meets_limit", f"{m}_meets_spread", f"{m}_sim_ci_pct"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -71,7 +71,9 @@ def _score(rows: list[dict], model: str) -> dict:
                 and math.isfinite(r.get(f"{model}_error_pct", math.nan))]
         worst[metric] = max(errs) if errs else math.nan
     cells = [r for r in rows if f"{model}_error_pct" in r]
+    widths = [r[f"{model}_sim_ci_pct"] for r in cells if r.get(f"{model}_sim_ci_pct") is not None]
     return {"worst_abs_error_pct": worst, "cells": len(cells),
+            "widest_sim_ci_pct": max(widths) if widths else None,
             "meet_limit": sum(bool(r[f"{model}_meets_limit"]) for r in cells),
             "meet_spread": sum(bool(r[f"{model}_meets_spread"]) for r in cells),
             "spread_unknown": sum(r[f"{model}_meets_spread"] is None for r in cells),
@@ -113,8 +115,10 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
         worst = ", ".join(f"{k} {_fmt(v, 1)}%" for k, v in s["worst_abs_error_pct"].items())
         spread_part = (f"within spread + {SPREAD_MARGIN:g} {s['meet_spread']}/{s['cells']}"
                        if not s["spread_unknown"] else "spread unknown (one run per load)")
+        sim = (f"; the simulation's own 95% CI within ±{_fmt(s['widest_sim_ci_pct'], 1)}% in every cell"
+               if s["widest_sim_ci_pct"] is not None else "")
         lines.append(f"- **{MODEL_LABELS.get(m, m)}**: worst |error| {worst}; cells within the limits "
-                     f"{s['meet_limit']}/{s['cells']}, {spread_part}, goal met {s['meet_both']}/{s['cells']}")
+                     f"{s['meet_limit']}/{s['cells']}, {spread_part}, goal met {s['meet_both']}/{s['cells']}{sim}")
     lines.append("")
     head = ["C", "batch", "ρ target (busy)", "λ (req/s)", "metric", "measured ms (runs)", "spread %"]
     for m in models:

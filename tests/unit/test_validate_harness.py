@@ -69,6 +69,8 @@ def test_calibration_recovers_a_known_queue(tmp_path, rho):
     rows = {row["metric"]: row for row in cases[0].rows()}
     for metric, limit in (("mean", 10), ("p50", 10), ("p90", 10), ("p99", 15)):
         assert abs(rows[metric]["calibrated_error_pct"]) < limit, (metric, rows[metric])
+        # the prediction states its own simulation uncertainty: 2 × 4 replications of 50,000 requests
+        assert 0 < rows[metric]["calibrated_sim_ci_pct"] < 5, (metric, rows[metric])
         assert abs(rows[metric]["replay_error_pct"]) < limit, (metric, rows[metric])
     # the isolated profile is 20 % too fast: it must predict too low
     assert rows["mean"]["isolated_error_pct"] < -15
