@@ -131,8 +131,15 @@ class ValidationConfig:
 
     def sim_requests_for(self, arrival_rate: float) -> int:
         """Requests per simulated replication of a run at ``arrival_rate``: ``sim_requests``, or with 0 the
-        measured run's own length (at least 1,000)."""
-        return self.sim_requests or max(1000, round(arrival_rate * self.duration_s))
+        measured run's own length (:func:`run_requests`)."""
+        return self.sim_requests or run_requests(arrival_rate, self.duration_s)
+
+    def simulation(self, arrival_rate: float, seed: int) -> dict:
+        """The keyword arguments of :func:`predict` for one measured run at ``arrival_rate``: the server's
+        batching and this campaign's simulation budget and engine."""
+        return dict(batch_size=self.batch_size, batch_timeout_s=self.batch_timeout_s,
+                    requests=self.sim_requests_for(arrival_rate), replications=self.sim_replications, seed=seed,
+                    engine=self.engine)
 
     def __post_init__(self) -> None:
         if not self.replicas:
@@ -559,9 +566,7 @@ def _replay(config: ValidationConfig, profile: Profile, case: Case, run: LiveRun
     prof, _ = calibrated_profile(profile, [point], rate)
     path = Path(tmp) / f"replay_{case.replicas}_{case.utilization}_{seed}.json"
     prof.save(path)
-    return predict(path, case.replicas, rate, batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
-                   requests=config.sim_requests_for(rate), replications=config.sim_replications, seed=seed,
-                   engine=config.engine)
+    return predict(path, case.replicas, rate, **config.simulation(rate, seed))
 
 
 def _calibration_point(config: ValidationConfig, runs: list[dict], case: Case, repeat: int) -> LoadPoint | None:
@@ -614,10 +619,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
         for case in cases:
             iso, cal, ordered, points = [], [], [], []
             for i, (rate, repeat) in enumerate(zip(case.arrival_rates, case.repeats)):
-                seed = config.seed + i
-                kw = dict(batch_size=config.batch_size, batch_timeout_s=config.batch_timeout_s,
-                          requests=config.sim_requests_for(rate), replications=config.sim_replications, seed=seed,
-                          engine=config.engine)
+                kw = config.simulation(rate, config.seed + i)
                 # The profile's concurrency sweep ran threads of one process: it describes thread replicas
                 # (a shared GIL), not replica processes.
                 iso.append(predict(profile_path, case.replicas, rate,
@@ -668,9 +670,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
             for key, paths in (("under_load", under_load_paths), ("under_load_no_drift", no_drift_paths)):
                 if case.replicas in paths:
                     case.predictions[key] = [
-                        predict(paths[case.replicas], case.replicas, rate, batch_size=config.batch_size,
-                                batch_timeout_s=config.batch_timeout_s, requests=config.sim_requests_for(rate),
-                                replications=config.sim_replications, seed=config.seed + i, engine=config.engine)
+                        predict(paths[case.replicas], case.replicas, rate, **config.simulation(rate, config.seed + i))
                         for i, rate in enumerate(case.arrival_rates)]
             _say(progress, _case_line(case))
     context = {"config": _config_dict(config), "profile": str(profile_path),
@@ -732,7 +732,14 @@ def compare_summaries(summaries: list[tuple[str, LoadGenSummary]], profile_path:
     return [groups[k] for k in sorted(groups)]
 
 
+def run_requests(arrival_rate: float, duration_s: float) -> int:
+    """Requests of a run of ``duration_s`` at ``arrival_rate``: what a simulated replication as long as the
+    measured run holds (at least 1,000)."""
+    return max(1000, round(arrival_rate * duration_s))
+
+
 def _run_length(summary: LoadGenSummary) -> int:
-    """Requests of a run measured elsewhere: its rate × LoadGen's min_duration (50,000 when unknown)."""
+    """Requests of a run measured elsewhere: :func:`run_requests` over LoadGen's min_duration (50,000 when
+    the summary does not say)."""
     duration = summary.duration_s
-    return max(1000, round(summary.arrival_rate * duration)) if duration else 50_000
+    return run_requests(summary.arrival_rate, duration) if duration else 50_000
