@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     sim_requests = default["sim_requests"] if args.sim_requests is None else args.sim_requests
     sim_replications = default["sim_replications"] if args.sim_replications is None else args.sim_replications
     if args.reevaluate:
-        from ..validate.harness import evaluate, load_live
+        from ..validate.harness import evaluate, load_campaign, load_live
 
         if args.model or args.loadgen_summary:
             raise InputError("--reevaluate DIR takes no MODEL and no --loadgen-summary: the campaign is in DIR")
@@ -203,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         context.update(ctx)
         context["mode"] = (f"re-evaluated from the server records kept in {args.reevaluate} "
                            "(live server under MLPerf LoadGen, Server scenario)")
+        context["measured"] = load_campaign(args.reevaluate)
     elif args.loadgen_summary:
         if args.model:
             raise InputError("give either a MODEL to serve or --loadgen-summary files, not both")
@@ -246,6 +247,10 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = _command(args)
     paths = write_report(cases, context, out, command)
+    if not args.reevaluate and not args.loadgen_summary and args.keep_records:
+        from ..validate.harness import save_campaign
+
+        save_campaign(out, context | {"command": command})
     if args.json:
         import json
 

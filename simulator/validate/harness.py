@@ -21,6 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from ..errors import InputError
 from ..io import atomic_write_bytes, atomic_write_json
@@ -36,13 +37,13 @@ from .calibration import (
     load_point,
     under_load_profile,
 )
-from .compare import METRICS, meets_goal, relative_error, spread
+from .compare import METRICS, chance_within_limit, meets_goal, relative_error, run_sd_pct, spread
 from .loadgen import LiveRun, RunSettings
 from .ordered import ServiceOrder, simulate_ordered
 from .summary import LoadGenSummary
 
-__all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "load_live", "load_run",
-           "predict", "run_validation", "save_index", "save_run", "target_rate"]
+__all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "load_campaign", "load_live",
+           "load_run", "predict", "run_validation", "save_campaign", "save_index", "save_run", "target_rate"]
 
 Progress = Callable[[str], None]
 MAX_TARGET_STEP = 1.2  # the targeting's power-law answer stays within 20% of the proportional one
@@ -211,6 +212,21 @@ class Case:
             return None
         return float(np.sqrt(np.sum(np.square(widths))) / len(widths) / pred * 100)
 
+    def predicted_run_sd_pct(self, model: str, metric: str) -> float | None:
+        """How much one real run's statistic varies by chance alone if ``model`` is right: the standard
+        deviation over its replications (each one run as long as the real one, starting empty), in percent
+        of its prediction; root mean square over the runs' predictions. Recovered from the replications'
+        Student-t interval, sd = half-width · √R / t(0.975, R − 1). None without an interval."""
+        variances = []
+        for r in self.predictions.get(model, []):
+            ci = (r.latency_ms_ci95 or {}).get(metric)
+            pred = r.latency_ms.get(metric)
+            if not ci or r.replications < 2 or not pred or not all(math.isfinite(v) for v in (*ci, pred)):
+                return None
+            sd = (ci[1] - ci[0]) / 2 * math.sqrt(r.replications) / stats.t.ppf(0.975, r.replications - 1)
+            variances.append((sd / pred * 100) ** 2)
+        return float(math.sqrt(np.mean(variances))) if variances else None
+
     def rows(self) -> list[dict]:
         """One row per metric: measured, spread, predictions and errors (ms and percent)."""
         out = []
@@ -222,6 +238,7 @@ class Case:
                    "measured_ms": self.measured_mean(metric),
                    "measured_runs_ms": [v for v in values if v is not None],
                    "spread_pct": spread([v for v in values if v is not None]),
+                   "measured_run_sd_pct": run_sd_pct([v for v in values if v is not None]),
                    "measured_busy": _mean_of(st.get("busy_fraction") for st in self.server),
                    "loadavg_1min_max": max((la["end"][0] for la in self.loadavg if la and la.get("end")),
                                            default=None)}
@@ -235,6 +252,13 @@ class Case:
                 row[f"{model}_meets_spread"] = goal["spread"]
                 row[f"{model}_unstable"] = any(not r.stable for r in self.predictions[model])
                 row[f"{model}_sim_ci_pct"] = self.predicted_halfwidth_pct(model, metric)
+                # What an exact prediction would reach here: the measured mean of k runs carries the
+                # model's run-to-run sd / √k of sampling noise.
+                run_sd = self.predicted_run_sd_pct(model, metric)
+                row[f"{model}_run_sd_pct"] = run_sd
+                k = len([v for v in values if v is not None])
+                row[f"{model}_exact_chance"] = (chance_within_limit(metric, run_sd / math.sqrt(k))
+                                                if run_sd is not None and k else None)
             out.append(row)
         return out
 
@@ -367,6 +391,24 @@ def save_index(outdir: str | os.PathLike, config: ValidationConfig, runs: list[d
 
 
 _RUN_KEYS = ("kind", "replicas", "utilization", "repeat", "label")
+CAMPAIGN_KEYS = ("command", "started_at", "finished_at", "machine", "versions", "loadavg_before", "loadavg_after")
+
+
+def save_campaign(outdir: str | os.PathLike, context: dict) -> Path:
+    """``raw/campaign.json``: where, when and how a kept campaign was measured (its command, times,
+    machine, software, load averages), so that a report predicted again from it still says so."""
+    raw = Path(outdir) / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(raw / "campaign.json", {k: context[k] for k in CAMPAIGN_KEYS if k in context})
+
+
+def load_campaign(outdir: str | os.PathLike) -> dict:
+    """What :func:`save_campaign` wrote ({} for a campaign kept before it existed, or an unreadable file)."""
+    try:
+        data = json.loads((Path(outdir) / "raw" / "campaign.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: data[k] for k in CAMPAIGN_KEYS if k in data} if isinstance(data, dict) else {}
 
 
 def load_run(folder: str | os.PathLike) -> LiveRun:

@@ -22,7 +22,7 @@ MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated pro
                 "ordered": "calibrated, measured order", "under_load": "under-load profile (all loads)",
                 "under_load_no_drift": "under-load profile without host drift"}
 _BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
-                 "measured_ms", "measured_runs_ms", "spread_pct", "loadavg_1min_max")
+                 "measured_ms", "measured_runs_ms", "spread_pct", "measured_run_sd_pct", "loadavg_1min_max")
 
 
 def table_rows(cases: list[Case]) -> list[dict]:
@@ -54,7 +54,8 @@ def _csv(rows: list[dict]) -> str:
     models = _models(rows)
     cols = list(_BASE_COLUMNS)
     for m in models:
-        cols += [f"{m}_ms", f"{m}_error_pct", f"{m}_meets_limit", f"{m}_meets_spread", f"{m}_sim_ci_pct"]
+        cols += [f"{m}_ms", f"{m}_error_pct", f"{m}_meets_limit", f"{m}_meets_spread", f"{m}_sim_ci_pct",
+                 f"{m}_run_sd_pct", f"{m}_exact_chance"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -77,7 +78,43 @@ def _score(rows: list[dict], model: str) -> dict:
             "meet_limit": sum(bool(r[f"{model}_meets_limit"]) for r in cells),
             "meet_spread": sum(bool(r[f"{model}_meets_spread"]) for r in cells),
             "spread_unknown": sum(r[f"{model}_meets_spread"] is None for r in cells),
-            "meet_both": sum(_ok(r, model) for r in cells)}
+            "meet_both": sum(_ok(r, model) for r in cells), **_noise(cells, model)}
+
+
+def _noise(cells: list[dict], model: str) -> dict:
+    """What the real runs' own noise allows, in the model's terms (see :mod:`.compare`):
+    ``expected_if_exact``: the number of cells an exact prediction would meet the limits in on average
+    (None unless every cell has a run-to-run sd); ``beyond_noise``: cells missing the limit by more than
+    two standard deviations of the measured mean's sampling noise (a model error that chance alone
+    rarely explains); ``beyond_real_noise``: the same with the real runs' own sd (a rough one from a few
+    runs, but the model's own may be too small); ``sd_ratio``: per metric, the real runs' run-to-run sd over the model's (root mean
+    squares over the cells): above 1, the real system varies more than the model says; ``runs_needed``:
+    the fewest runs of this length per load with which an exact prediction meets the limit with 95 %
+    probability in each cell, (1.96 σ / L)² (or as many times longer runs, where the runs are much longer
+    than the host's slow stretches)."""
+    chances = [r.get(f"{model}_exact_chance") for r in cells]
+    beyond, beyond_real, needed = 0, 0, 0
+    for r in cells:
+        sd, k, err = r.get(f"{model}_run_sd_pct"), r.get("repeats") or 0, r[f"{model}_error_pct"]
+        missed = bool(k) and math.isfinite(err) and not r[f"{model}_meets_limit"]
+        real_sd = r.get("measured_run_sd_pct", math.nan)
+        if missed and math.isfinite(real_sd):
+            beyond_real += abs(err) > 2 * real_sd / math.sqrt(k)
+        if sd is None:
+            continue
+        needed = max(needed, math.ceil((1.96 * sd / ERROR_LIMITS.get(r["metric"], 15.0)) ** 2))
+        if missed:
+            beyond += abs(err) > 2 * sd / math.sqrt(k)
+    ratio = {}
+    for metric in METRICS:
+        pairs = [(r["measured_run_sd_pct"], r[f"{model}_run_sd_pct"]) for r in cells if r["metric"] == metric
+                 and r.get(f"{model}_run_sd_pct") is not None and math.isfinite(r.get("measured_run_sd_pct", math.nan))]
+        model_ms = float(np.mean([p[1] ** 2 for p in pairs])) if pairs else 0.0
+        ratio[metric] = math.sqrt(np.mean([p[0] ** 2 for p in pairs]) / model_ms) if model_ms > 0 else None
+    known = cells and all(c is not None and math.isfinite(c) for c in chances)
+    return {"expected_if_exact": float(sum(chances)) if known else None, "beyond_noise": beyond,
+            "beyond_real_noise": beyond_real,
+            "sd_ratio": ratio, "runs_needed": needed if known else None}
 
 
 def _ok(row: dict, model: str) -> bool:
@@ -89,22 +126,9 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
     models = _models(rows)
     lines = ["# Validation: predicted vs measured latency under MLPerf LoadGen", ""]
     if command:
-        lines += ["Reproduce with:", "", "```", command, "```", ""]
-    for key, label in (("started_at", "Started (UTC)"), ("finished_at", "Finished (UTC)"),
-                       ("machine", "Machine"), ("versions", "Software"),
-                       ("loadavg_before", "Load average before (1/5/15 min)"),
-                       ("loadavg_after", "Load average after (1/5/15 min)"), ("profile", "Profile"),
-                       ("isolated_mean_ms", "Isolated serving-path mean service time with C requests in flight "
-                                             "(the profile's concurrency sweep, threads of one process)"),
-                       ("mode", "Mode")):
-        value = context.get(key)
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            value = ", ".join(f"C={k}: {_fmt(v)} ms" for k, v in value.items())
-        elif isinstance(value, float):
-            value = _fmt(value)
-        lines.append(f"- {label}: {value}")
+        intro = "Predicted again from the kept records with:" if context.get("measured") else "Reproduce with:"
+        lines += [intro, "", "```", command, "```", ""]
+    lines += _header_lines(context)
     lines.append("")
     lines += ["Error = (predicted − measured) / measured, measured = mean over the real runs. Spread = largest "
               "deviation of one real run from that mean. Goal: |error| ≤ "
@@ -120,6 +144,7 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
         lines.append(f"- **{MODEL_LABELS.get(m, m)}**: worst |error| {worst}; cells within the limits "
                      f"{s['meet_limit']}/{s['cells']}, {spread_part}, goal met {s['meet_both']}/{s['cells']}{sim}")
     lines.append("")
+    lines += _noise_lines(rows, models)
     head = ["C", "batch", "ρ target (busy)", "λ (req/s)", "metric", "measured ms (runs)", "spread %"]
     for m in models:
         head += [f"{MODEL_LABELS.get(m, m)} ms", "error %", "goal"]
@@ -167,6 +192,65 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
                              f"{_fmt(p.get('drift_sd'))} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+_RUN_CONTEXT = (("started_at", "Started (UTC)"), ("finished_at", "Finished (UTC)"), ("machine", "Machine"),
+                ("versions", "Software"), ("loadavg_before", "Load average before (1/5/15 min)"),
+                ("loadavg_after", "Load average after (1/5/15 min)"))
+
+
+def _header_lines(context: dict) -> list[str]:
+    """Where, when and how: the runs' own context, and for a campaign predicted again (``measured``: what
+    its live run kept) both the measurement's and the prediction's."""
+    measured = context.get("measured") or {}
+    if measured:
+        lines = ["- Runs measured with: " + (f"`{measured['command']}`" if measured.get("command") else "(not kept)")]
+        lines += [f"- {label}: {_value(measured[key])}" for key, label in _RUN_CONTEXT if measured.get(key) is not None]
+        lines += [f"- Predicted again (UTC): {context['started_at']}" if context.get("started_at") else "",
+                  f"- Software predicting: {context['versions']}" if context.get("versions") else ""]
+        lines = [line for line in lines if line]
+    else:
+        lines = [f"- {label}: {_value(context[key])}" for key, label in _RUN_CONTEXT if context.get(key) is not None]
+    for key, label in (("profile", "Profile"),
+                       ("isolated_mean_ms", "Isolated serving-path mean service time with C requests in flight "
+                                            "(the profile's concurrency sweep, threads of one process)"),
+                       ("mode", "Mode")):
+        if context.get(key) is not None:
+            lines.append(f"- {label}: {_value(context[key])}")
+    return lines
+
+
+def _value(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"C={k}: {_fmt(v)} ms" for k, v in value.items())
+    return _fmt(value) if isinstance(value, float) else str(value)
+
+
+def _noise_lines(rows: list[dict], models: list[str]) -> list[str]:
+    """The section on what the real runs' own noise allows (nothing when no model has run-to-run sds)."""
+    scores = {m: _score(rows, m) for m in models}
+    shown = [m for m in models if scores[m]["expected_if_exact"] is not None]
+    if not shown:
+        return []
+    cells = scores[shown[0]]["cells"]
+    lines = ["### What the real runs' own noise allows", "",
+             "Each measured value is a mean over a few real runs, each a random realisation, so even an exact "
+             "prediction misses by that mean's sampling noise. Each model's simulation says how much one run "
+             "varies (its replications are runs as long as the real ones): *exact would meet* is the number of "
+             f"cells (of {cells}) an exact prediction would meet the limits in on average, by that model's own "
+             "run-to-run sd; *beyond noise* counts the cells that miss by more than two sd of the measured mean, "
+             "by the model's run-to-run sd and by the real runs' own (a rough estimate from a few runs); "
+             "*real / model run sd* compares the real runs' run-to-run sd with the model's (above 1: the real "
+             "system varies more than the model says); *runs needed* is how many runs of this length per load "
+             "would let an exact prediction meet the limit with 95% probability in each cell.", "",
+             "| prediction | goal met | exact would meet | beyond noise: model's / real sd | real / model run sd: "
+             + ", ".join(METRICS) + " | runs needed |", "|---|---|---|---|---|---|"]
+    for m in shown:
+        s = scores[m]
+        ratios = ", ".join(_fmt(v, 2) or "n/a" for v in s["sd_ratio"].values())
+        lines.append(f"| {MODEL_LABELS.get(m, m)} | {s['meet_both']} | {_fmt(s['expected_if_exact'], 1)} | "
+                     f"{s['beyond_noise']} / {s['beyond_real_noise']} | {ratios} | {s['runs_needed']} |")
+    return lines + [""]
 
 
 def _warmup_cells(table: dict | None) -> str:

@@ -51,4 +51,8 @@ def test_live_validation_end_to_end(tmp_path, capsys):
     assert main(["validate", "--reevaluate", str(out), "--output", str(again)]) == 0
     rows_again = list(csv.DictReader((again / "validation.csv").open()))
     assert [r["calibrated_ms"] for r in rows_again] == [r["calibrated_ms"] for r in rows]
-    assert json.loads((again / "validation.json").read_text())["command"].startswith("simulator validate --reevaluate")
+    doc_again = json.loads((again / "validation.json").read_text())
+    assert doc_again["command"].startswith("simulator validate --reevaluate")
+    # ... and says where, when and how the runs themselves were measured
+    assert doc_again["context"]["measured"]["command"] == doc["command"]
+    assert doc_again["context"]["measured"]["started_at"] == doc["context"]["started_at"]

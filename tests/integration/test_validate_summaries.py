@@ -43,7 +43,9 @@ def test_predicts_summaries_and_writes_the_report(tmp_path, synthetic_profile, c
         assert math.isfinite(float(r["profile_error_pct"]))
         assert float(r["spread_pct"]) > 0
         assert 0 < float(r["profile_sim_ci_pct"]) < 100  # two short replications: wide, but stated
-    assert "the simulation's own 95% CI within" in (out / "validation.md").read_text()
+        assert float(r["profile_run_sd_pct"]) > 0 and 0 < float(r["profile_exact_chance"]) <= 1
+    md = (out / "validation.md").read_text()
+    assert "the simulation's own 95% CI within" in md and "What the real runs' own noise allows" in md
     doc = json.loads((out / "validation.json").read_text())
     assert "--loadgen-summary" in doc["command"]
     assert doc["scores"]["profile"]["cells"] == 4

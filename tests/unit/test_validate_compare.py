@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simulator.validate.calibration import effective_batches, load_point
-from simulator.validate.compare import meets_goal, relative_error, spread
+from simulator.validate.compare import chance_within_limit, meets_goal, relative_error, run_sd_pct, spread
 from simulator.validate.server import ServerRecords
 
 
@@ -42,6 +42,53 @@ def test_spread_is_largest_deviation_from_the_mean():
 ])
 def test_goal(metric, err, spr, limit, within_spread):
     assert meets_goal(metric, err, spr) == {"limit": limit, "spread": within_spread}
+
+
+def test_run_sd_is_the_sample_sd_in_percent_of_the_mean():
+    assert run_sd_pct([9.0, 10.0, 11.0]) == pytest.approx(10.0)  # sd 1 (ddof 1), mean 10
+    assert run_sd_pct([4.0, 4.0]) == 0.0
+    assert math.isnan(run_sd_pct([4.0]))
+
+
+def test_chance_within_limit_is_the_normal_probability():
+    assert chance_within_limit("mean", 10.0) == pytest.approx(0.682689, abs=1e-6)  # limit = 1 sd
+    assert chance_within_limit("p99", 7.5) == pytest.approx(0.954500, abs=1e-6)    # limit 15 = 2 sd
+    assert chance_within_limit("p90", 0.0) == 1.0
+    assert math.isnan(chance_within_limit("p50", math.nan))
+    # the same figure by sampling: errors of an exact prediction drawn with sd 8 %, limit 10 %
+    # (200 000 draws: the fraction's sd is 0.001, the tolerance 5 of those)
+    errors = np.random.default_rng(3).normal(0.0, 8.0, 200_000)
+    assert np.mean(np.abs(errors) <= 10.0) == pytest.approx(chance_within_limit("mean", 8.0), abs=0.005)
+
+
+def test_noise_scores_count_what_chance_allows():
+    from simulator.validate.report import _score
+
+    def row(metric, err, limit_ok, run_sd, measured_sd, repeats=4):
+        chance = chance_within_limit(metric, run_sd / math.sqrt(repeats))
+        return {"metric": metric, "repeats": repeats, "measured_run_sd_pct": measured_sd,
+                "m_error_pct": err, "m_meets_limit": limit_ok, "m_meets_spread": True, "m_sim_ci_pct": 1.0,
+                "m_run_sd_pct": run_sd, "m_exact_chance": chance}
+
+    rows = [row("mean", 30.0, False, 10.0, 40.0),   # misses by 30 > 2 sd of the mean (10): beyond noise
+            row("mean", 12.0, False, 20.0, 20.0),   # misses by 12 < 2 sd (20): chance can explain it
+            row("p99", 5.0, True, 30.0, 15.0)]      # within the limit
+    s = _score(rows, "m")
+    expected = (chance_within_limit("mean", 5.0) + chance_within_limit("mean", 10.0)
+                + chance_within_limit("p99", 15.0))
+    assert s["expected_if_exact"] == pytest.approx(expected)
+    assert s["beyond_noise"] == 1
+    # by the real runs' own sd (2 sd of the mean of 4 runs: 40 and 20) neither miss is beyond noise
+    assert s["beyond_real_noise"] == 0
+    # real / model run-to-run sd, root mean squares over a metric's cells
+    assert s["sd_ratio"]["mean"] == pytest.approx(math.sqrt((40**2 + 20**2) / (10**2 + 20**2)))
+    assert s["sd_ratio"]["p99"] == pytest.approx(0.5)
+    assert s["sd_ratio"]["p50"] is None
+    # 95 % in every cell: the worst is the p99 cell, (1.96 × 30 / 15)² = 15.4 → 16 runs
+    assert s["runs_needed"] == 16
+    # a cell without a run-to-run sd leaves the expectation unknown rather than undercounted
+    rows[0]["m_exact_chance"] = None
+    assert _score(rows, "m")["expected_if_exact"] is None
 
 
 def _records(enq, started, done, worker, busy=None, batch=None):

@@ -121,6 +121,30 @@ def test_kept_campaign_predicts_the_same_again(tmp_path):
     assert a[0].rows() == b[0].rows()
 
 
+def test_a_kept_campaign_says_where_and_when_it_was_measured(tmp_path):
+    """raw/campaign.json keeps the live run's command, times, machine and software; a report predicted
+    again from the campaign states them beside its own (re-evaluation) header."""
+    from simulator.validate.harness import Case, load_campaign, save_campaign
+    from simulator.validate.report import write_report
+
+    assert load_campaign(tmp_path) == {}  # kept before the file existed
+    context = {"command": "simulator validate zoo:tiny_cnn --keep-records", "started_at": "2026-11-28T03:07:12Z",
+               "finished_at": "2026-11-28T03:45:00Z", "machine": "AMD EPYC, 2 cores", "loadavg_before": [0.2, 0.7, 0.9],
+               "method": "not kept", "calibration_points": {}}
+    save_campaign(tmp_path, context)
+    measured = load_campaign(tmp_path)
+    assert measured == {k: v for k, v in context.items() if k not in ("method", "calibration_points")}
+    case = Case(replicas=1, batch_size=1, utilization=0.5, measured=[{"mean": 1.0, "p50": 1.0, "p90": 2.0,
+                                                                        "p99": 3.0}], arrival_rates=[10.0])
+    (tmp_path / "report").mkdir()
+    paths = write_report([case], {"mode": "re-evaluated", "measured": measured}, tmp_path / "report")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert ("- Runs measured with: `simulator validate zoo:tiny_cnn --keep-records`\n"
+            "- Started (UTC): 2026-11-28T03:07:12Z\n") in md
+    (tmp_path / "raw" / "campaign.json").write_text("[1, 2]")  # not an object: ignored, not a traceback
+    assert load_campaign(tmp_path) == {}
+
+
 def test_reevaluate_refuses_a_folder_without_kept_records(tmp_path):
     from simulator.errors import InputError
     from simulator.validate.harness import load_live
@@ -168,3 +192,43 @@ def test_the_second_targeting_run_goes_where_the_first_points():
     assert calls[0] == 400.0 and calls[1] == pytest.approx(400.0 * 0.5 / busy(400.0))
     assert busy(got) == pytest.approx(0.5, rel=1e-9)
     assert aim_rate(lambda rate, step: (rate, float("nan")), 300.0, 0.5) == 300.0
+
+
+def test_predicted_run_sd_is_the_replications_sd():
+    """A prediction's replications are runs as long as the real ones: their sd (recovered from the
+    t-interval the engines report) is the model's run-to-run sd, and with k real runs an exact prediction
+    meets the limit with the normal probability at sd / √k."""
+    import math
+
+    from simulator.montecarlo import t_interval
+    from simulator.result import Result
+    from simulator.validate.compare import chance_within_limit
+    from simulator.validate.harness import Case
+
+    def result(values_ms):
+        lat, ci = {}, {}
+        for metric, scale in (("mean", 1.0), ("p50", 0.8), ("p90", 2.0), ("p99", 4.0)):
+            m, lo, hi = t_interval(np.asarray(values_ms) * scale)
+            lat[metric], ci[metric] = m, [lo, hi]
+        return Result(engine="x", arrival_rate=1.0, requests_simulated=0, replications=len(values_ms),
+                      wall_seconds=0.0, latency_ms=lat, latency_ms_ci95=ci, throughput_rps=None, utilization=None,
+                      cache_hit_ratio=None, drop_rate=None, mean_batch_size=None, stable=True)
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(10.0, 1.0, 200), rng.normal(10.0, 2.0, 200)
+    case = Case(replicas=1, batch_size=1, utilization=0.5,
+                measured=[{"mean": 10.0, "p50": 8.0, "p90": 20.0, "p99": 40.0}] * 4, arrival_rates=[1.0] * 4,
+                predictions={"m": [result(a), result(b)]})
+    sd_a, sd_b = (x.std(ddof=1) / x.mean() * 100 for x in (a, b))
+    assert case.predicted_run_sd_pct("m", "mean") == pytest.approx(math.sqrt((sd_a**2 + sd_b**2) / 2), rel=1e-9)
+    assert case.predicted_run_sd_pct("m", "p99") == pytest.approx(case.predicted_run_sd_pct("m", "mean"))
+    rows = {r["metric"]: r for r in case.rows()}
+    assert rows["p90"]["m_exact_chance"] == pytest.approx(
+        chance_within_limit("p90", rows["p90"]["m_run_sd_pct"] / 2))  # 4 runs: sd / 2
+    assert rows["mean"]["measured_run_sd_pct"] == 0.0
+    # one replication has no interval: no run-to-run sd, no chance
+    single = Case(replicas=1, batch_size=1, utilization=0.5, measured=[{"mean": 1.0}] * 2, arrival_rates=[1.0] * 2,
+                  predictions={"m": [result([10.0])]})
+    assert single.predicted_run_sd_pct("m", "mean") is None
+    assert {r["metric"]: r for r in single.rows()}["mean"]["m_exact_chance"] is None
+
