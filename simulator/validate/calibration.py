@@ -285,22 +285,10 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     n = len(point.rows)
     if n == 0:
         return (0.0, ()), np.zeros(0)
-    slow = point.slowdown(deflated=False)
-    b = np.array([r[0] for r in point.rows])
-    x = np.array([point.without_warmup(r[2], r[3]) / slow.get(r[1], 1.0) for r in point.rows])
-    start = np.array([r[4] for r in point.rows])
-    ratio = np.empty(n)
-    for size in np.unique(b):
-        ratio[b == size] = x[b == size] / x[b == size].mean()
-    win = np.floor((start - start.min()) / window_s).astype(np.int64)
-    counts = np.bincount(win)
-    means = np.bincount(win, weights=ratio) / np.maximum(counts, 1)
-    ok = counts >= ENV_MIN_BATCHES
+    ratio, start = _drift_ratios(point)
+    win, means, ok, total, noise = _window_means(ratio, start, window_s)
     if ok.sum() < 2:
         return (0.0, ()), np.ones(n)
-    squares = np.bincount(win, weights=ratio**2) / np.maximum(counts, 1)
-    noise = float(np.mean((squares - means**2)[ok] / (counts[ok] - 1)))  # unbiased within-window variance / n
-    total = float(means[ok].var())
     shrink = math.sqrt(max(0.0, 1.0 - noise / total)) if total > 0 else 0.0
     shared = _shared_variance(point.workers, win, ratio)
     if shared is not None:  # several workers: only what they share in a window is the host's
@@ -310,6 +298,57 @@ def fit_environment(point: LoadPoint, window_s: float = ENV_WINDOW_S) -> tuple[t
     factors = factor_of[ok]
     rows = np.where(ok[win], factor_of[win], 1.0)
     return (window_s, tuple(round(float(f), 5) for f in factors)), rows
+
+
+def _drift_ratios(point: LoadPoint) -> tuple[np.ndarray, np.ndarray]:
+    """Each batch's service time over its batch size's mean, deflated by its warm-up and the contention
+    slow-down (what is left varies with the host), and its start time."""
+    slow = point.slowdown(deflated=False)
+    b = np.array([r[0] for r in point.rows])
+    x = np.array([point.without_warmup(r[2], r[3]) / slow.get(r[1], 1.0) for r in point.rows])
+    ratio = np.empty(len(point.rows))
+    for size in np.unique(b):
+        ratio[b == size] = x[b == size] / x[b == size].mean()
+    return ratio, np.array([r[4] for r in point.rows])
+
+
+def _window_means(ratio: np.ndarray, start: np.ndarray, window_s: float):
+    """Windows of ``window_s`` by start time: each row's window, the windows' means, which windows have
+    enough batches (``ENV_MIN_BATCHES``), the variance of those means and its sampling-noise part (the
+    unbiased within-window variance over n, averaged)."""
+    win = np.floor((start - start.min()) / window_s).astype(np.int64)
+    counts = np.bincount(win)
+    means = np.bincount(win, weights=ratio) / np.maximum(counts, 1)
+    ok = counts >= ENV_MIN_BATCHES
+    if ok.sum() < 2:
+        return win, means, ok, 0.0, 0.0
+    squares = np.bincount(win, weights=ratio**2) / np.maximum(counts, 1)
+    noise = float(np.mean((squares - means**2)[ok] / (counts[ok] - 1)))
+    return win, means, ok, float(means[ok].var()), noise
+
+
+DRIFT_SCALES_S = (0.25, 1.0, 4.0, 16.0)
+
+
+def drift_by_scale(point: LoadPoint, windows_s: tuple[float, ...] = DRIFT_SCALES_S) -> dict[float, float | None]:
+    """How the host's drift depends on the time scale: for each window length, the standard deviation of
+    the windows' mean service ratio (:func:`_drift_ratios`) with the sampling noise taken out, the
+    quantity :func:`fit_environment` fits at 0.25 s (None where a run has fewer than 3 full windows).
+
+    The engines draw a factor per 0.25-s window independently, so for them sd(w) = sd(0.25) · √(0.25 / w):
+    a slower decline in a measured run means slow stretches lasting seconds, which make one run differ
+    from the next more than the model says. Diagnostic only; nothing is fitted from it.
+    """
+    out: dict[float, float | None] = {}
+    if not point.rows:
+        return dict.fromkeys(windows_s)
+    ratio, start = _drift_ratios(point)
+    span = float(start.max() - start.min())
+    for w in windows_s:
+        _, _, ok, total, noise = _window_means(ratio, start, w)
+        # the last window is usually partial: three full windows at least
+        out[w] = math.sqrt(max(total - noise, 0.0)) if ok.sum() >= 3 and span >= 3 * w else None
+    return out
 
 
 ENV_MIN_WORKER_BATCHES = 4  # fewest batches of each worker in a window for it to count in the shared drift

@@ -30,9 +30,11 @@ from ..result import Result
 from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
 from ..validation import check_choice, check_integer, check_positive, check_probability
 from .calibration import (
+    DRIFT_SCALES_S,
     LoadPoint,
     busy_fraction,
     calibrated_profile,
+    drift_by_scale,
     effective_batches,
     load_point,
     under_load_profile,
@@ -602,13 +604,32 @@ def _replay(config: ValidationConfig, profile: Profile, case: Case, run: LiveRun
     """Diagnostic, not a prediction: simulate a measured run with the service times measured inside the
     server *during that run*. What remains of the error is the queue model's (i.i.d. service times,
     contention at the start of service, a constant overhead), not the host's drift between runs."""
-    point = load_point(run.records, run.summary.mean_ns / 1e9, run.summary.arrival_rate, case.replicas,
-                       case.utilization or 0.0, config.batch_timeout_s)
+    point = _measured_point(config, case, run)
     rate = run.summary.arrival_rate
     prof, _ = calibrated_profile(profile, [point], rate)
     path = Path(tmp) / f"replay_{case.replicas}_{case.utilization}_{seed}.json"
     prof.save(path)
     return predict(path, case.replicas, rate, **config.simulation(rate, seed))
+
+
+def _measured_point(config: ValidationConfig, case: Case, run: LiveRun) -> LoadPoint:
+    """A measured run's own server records as a load point (diagnostics only: no prediction uses them)."""
+    return load_point(run.records, run.summary.mean_ns / 1e9, run.summary.arrival_rate, case.replicas,
+                      case.utilization or 0.0, config.batch_timeout_s)
+
+
+def _drift_scales(points: dict[str, list[LoadPoint]]) -> dict[str, dict[float, float | None]]:
+    """Per kind of run, the host drift's sd at each time scale (:func:`drift_by_scale`), root mean square
+    over the runs that have that scale."""
+    out = {}
+    for kind, pts in points.items():
+        per_run = [drift_by_scale(p) for p in pts]
+        scales: dict[float, float | None] = {}
+        for w in DRIFT_SCALES_S:
+            vals = [r[w] for r in per_run if r.get(w) is not None]
+            scales[w] = float(np.sqrt(np.mean(np.square(vals)))) if vals else None
+        out[kind] = scales
+    return out
 
 
 def _calibration_point(config: ValidationConfig, runs: list[dict], case: Case, repeat: int) -> LoadPoint | None:
@@ -656,6 +677,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
     cal_dir.mkdir(exist_ok=True)
     calibration_points: dict[int, list] = {}
     live_points: dict[int, list[LoadPoint]] = {}
+    measured_points: dict[int, list[LoadPoint]] = {}
     _say(progress, "predicting")
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -698,6 +720,8 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                  "drift_sd": float(np.std(p.environment[1])) if p.environment[1] else 0.0}
                 for p in points)
             live_points.setdefault(case.replicas, []).extend(points)
+            measured_points.setdefault(case.replicas, []).extend(
+                _measured_point(config, case, run) for run in _measured_runs(runs, case))
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
         # The same without the host drift (under_load.environment), published beside it for comparison.
@@ -719,6 +743,9 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
                "calibration_points": calibration_points, "under_load_profiles": under_load_paths,
                "under_load_no_drift_profiles": no_drift_paths,
+               "drift_by_scale": {c: _drift_scales({"calibration": live_points.get(c, []),
+                                                    "measured": measured_points.get(c, [])})
+                                  for c in sorted(set(live_points) | set(measured_points))},
                "loadavg_runs": [c.loadavg for c in cases]}
     return cases, context
 

@@ -179,6 +179,7 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
                   "(the same with the host drift left in the samples), "
                   "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
+    lines += _drift_scale_lines(context.get("drift_by_scale"))
     if context.get("calibration_points"):
         lines += ["## Calibration runs (one short live run before each measured run)", ""]
         lines.append("| C | ρ | λ (req/s) | busy fraction | back-to-back service mean (ms) | client overhead (ms) | "
@@ -250,6 +251,36 @@ def _noise_lines(rows: list[dict], models: list[str]) -> list[str]:
         ratios = ", ".join(_fmt(v, 2) or "n/a" for v in s["sd_ratio"].values())
         lines.append(f"| {MODEL_LABELS.get(m, m)} | {s['meet_both']} | {_fmt(s['expected_if_exact'], 1)} | "
                      f"{s['beyond_noise']} / {s['beyond_real_noise']} | {ratios} | {s['runs_needed']} |")
+    return lines + [""]
+
+
+def _drift_scale_lines(scales: dict | None) -> list[str]:
+    """The host drift by time scale, measured and calibration runs, beside what the engines' independent
+    0.25-s windows would give at each scale."""
+    if not scales:
+        return []
+    windows = sorted({float(w) for kinds in scales.values() for by_w in kinds.values() for w in by_w})
+    if not windows:
+        return []
+    base = windows[0]
+    lines = ["## Host drift by time scale", "",
+             "The standard deviation of the mean service time (warm-up and contention deflated, in units of the "
+             "run's mean) over windows of each length, sampling noise taken out, root mean square over the runs. "
+             f"The engines draw an independent factor per {base:g}-s window, which gives sd({base:g} s) · "
+             f"√({base:g} / w) at w seconds (in brackets): where the measured sd declines more slowly, the host "
+             "has slow stretches lasting seconds that the model lacks, and real runs differ from one another "
+             "more than the simulated ones.", "",
+             "| C | runs | " + " | ".join(f"{w:g} s" for w in windows) + " |", "|---|---|" + "---|" * len(windows)]
+    for c, kinds in sorted(scales.items(), key=lambda kv: int(kv[0])):
+        for kind, by_w in kinds.items():
+            by_w = {float(w): v for w, v in by_w.items()}
+            first = by_w.get(base)
+            cells = []
+            for w in windows:
+                v = by_w.get(w)
+                white = f" ({first * math.sqrt(base / w):.3f})" if first is not None and w > base else ""
+                cells.append(f"{v:.3f}{white}" if v is not None else "n/a")
+            lines.append(f"| {c} | {kind} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

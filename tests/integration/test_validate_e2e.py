@@ -45,6 +45,9 @@ def test_live_validation_end_to_end(tmp_path, capsys):
     cal = json.loads((out / "profiles/calibrated_C1_b1_rho0.5.json").read_text())
     assert cal["method"]["path"] == "serving-under-load"
     assert "calibrated under load" in capsys.readouterr().out
+    scales = doc["context"]["drift_by_scale"]["1"]
+    assert set(scales) == {"calibration", "measured"} and set(scales["measured"]) == {"0.25", "1.0", "4.0", "16.0"}
+    assert "## Host drift by time scale" in (out / "validation.md").read_text()
     # the kept campaign predicts again without a server: the same predictions (same seeds and code)
     assert (out / "raw/runs.json").is_file() and (out / "raw/C1_b1/rho0.5/repeat1/server_records.npz").is_file()
     again = tmp_path / "again"

@@ -10,6 +10,7 @@ CASES), and the fit recovers the drift that generated synthetic records.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from simulator.simulate import make_service_model, simulate
 from simulator.under_load import parse_under_load
 from simulator.validate.calibration import (
     calibrated_profile,
+    drift_by_scale,
     fit_environment,
     fit_warmup,
     load_point,
@@ -202,11 +204,12 @@ def test_drift_builds_queues_that_independent_service_times_do_not(tmp_path):
     assert b.latency_ms["p99"] > 2 * a.latency_ms["p99"]
 
 
-def _drifting_records(n=20_000, rate=150.0, window=0.25, seed=1) -> tuple[ServerRecords, np.ndarray]:
-    """One worker, no warm-up, service gamma(2 ms, cv 0.25) × a drift of 0.8 or 1.2 per 0.25-s window."""
+def _drifting_records(n=20_000, rate=150.0, window=0.25, seed=1, levels=(0.8, 1.2)) -> tuple[ServerRecords, np.ndarray]:
+    """One worker, no warm-up, service gamma(2 ms, cv 0.25) × a drift of 0.8 or 1.2 per 0.25-s window
+    (``levels=(1.0,)``: independent service times)."""
     rng = np.random.default_rng(seed)
     enq = np.cumsum(rng.exponential(1 / rate, n))
-    drift = rng.choice([0.8, 1.2], size=int(enq[-1] / window) + 200)
+    drift = rng.choice(levels, size=int(enq[-1] / window) + 200)
     base = rng.gamma(16.0, 0.002 / 16, n)
     started, done = np.empty(n), np.empty(n)
     free = 0.0
@@ -241,20 +244,31 @@ def test_fit_recovers_the_drift_and_divides_it_out():
     assert env[0] == 0.5 and rows.size == len(point.rows)
 
 
+def test_drift_by_scale_tells_slow_stretches_from_independent_windows():
+    """±20 % drift (sd 0.2) drawn per 0.25-s window averages out over longer windows as √(0.25 / w):
+    sd 0.05 at 4 s (33 windows in the run: the sample sd is within ~25 % at 2 sd, so 35 % is allowed);
+    drawn per 4-s window it stays at 0.2 over 4 s (within 20 %), four times what independent windows
+    would give. Independent service times show none at any scale (sd < 0.02: the noise is taken out)."""
+    fast_records, _ = _drifting_records()
+    slow_records, _ = _drifting_records(window=4.0)
+    fast, slow = (drift_by_scale(load_point(r, float(r.sojourn_s.mean()), 150.0, 1, 0.3))
+                  for r in (fast_records, slow_records))
+    assert fast[0.25] == pytest.approx(0.2, rel=0.15) and slow[0.25] == pytest.approx(0.2, rel=0.15)
+    assert fast[4.0] == pytest.approx(0.2 * math.sqrt(0.25 / 4.0), rel=0.35)
+    assert slow[4.0] == pytest.approx(0.2, rel=0.2)
+    plain, _ = _drifting_records(seed=5, levels=(1.0,))
+    quiet = drift_by_scale(load_point(plain, float(plain.sojourn_s.mean()), 150.0, 1, 0.3))
+    assert all(v is not None and v < 0.02 for v in quiet.values()), quiet
+    # a run too short for a scale says nothing about it
+    short = drift_by_scale(load_point(plain, float(plain.sojourn_s.mean()), 150.0, 1, 0.3), (0.25, 1000.0))
+    assert short[1000.0] is None
+
+
 def test_independent_service_times_show_no_drift():
     """Window means of independent service times differ by sampling noise alone (~4 % here); the fit
     subtracts that variance, so the factors stay within 2 % of 1 (sd) instead of looking like drift."""
-    rng = np.random.default_rng(2)
-    n, rate = 20_000, 150.0
-    enq = np.cumsum(rng.exponential(1 / rate, n))
-    started, done = np.empty(n), np.empty(n)
-    free = 0.0
-    for i, s in enumerate(rng.gamma(16.0, 0.002 / 16, n)):
-        started[i] = max(enq[i], free)
-        done[i] = free = started[i] + s
-    ones = np.ones(n, dtype=np.int64)
-    r = ServerRecords(enq, started, done, done, ones, ones, np.zeros(n, dtype=np.int64))
-    _, factors = load_point(r, float(r.sojourn_s.mean()), rate, 1, 0.3).environment
+    r, _ = _drifting_records(seed=2, levels=(1.0,))
+    _, factors = load_point(r, float(r.sojourn_s.mean()), 150.0, 1, 0.3).environment
     assert len(factors) > 100 and np.std(factors) < 0.02
 
 
