@@ -599,17 +599,25 @@ def _measured_runs(runs: list[dict], case: Case) -> list[LiveRun]:
             and item["utilization"] == case.utilization]
 
 
-def _replay(config: ValidationConfig, profile: Profile, case: Case, run: LiveRun, *, seed: int,
+def _replay(config: ValidationConfig, profile: Profile, case: Case, point: LoadPoint, rate: float, *, seed: int,
             tmp: str) -> Result:
-    """Diagnostic, not a prediction: simulate a measured run with the service times measured inside the
-    server *during that run*. What remains of the error is the queue model's (i.i.d. service times,
-    contention at the start of service, a constant overhead), not the host's drift between runs."""
-    point = _measured_point(config, case, run)
-    rate = run.summary.arrival_rate
+    """Diagnostic, not a prediction: simulate a measured run (``point``, its own server records, at its
+    ``rate``) with the service times measured inside the server *during that run*. What remains of the
+    error is the queue model's (i.i.d. service times, contention at the start of service, a constant
+    overhead), not the host's drift between runs."""
     prof, _ = calibrated_profile(profile, [point], rate)
     path = Path(tmp) / f"replay_{case.replicas}_{case.utilization}_{seed}.json"
     prof.save(path)
     return predict(path, case.replicas, rate, **config.simulation(rate, seed))
+
+
+def _in_measured_order(config: ValidationConfig, profile: Profile, point: LoadPoint, replicas: int, rate: float,
+                       path: Path, seed: int) -> Result:
+    """Predict with ``point``'s service times drawn in their measured order (a block bootstrap,
+    :mod:`.ordered`): the order carries the host's drift itself, so the profile has no environment."""
+    plain, _ = calibrated_profile(profile, [point], rate, drift=False)
+    plain.save(path)
+    return predict(path, replicas, rate, order=point.without_drift().order(), **config.simulation(rate, seed))
 
 
 def _measured_point(config: ValidationConfig, case: Case, run: LiveRun) -> LoadPoint:
@@ -695,12 +703,10 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                     path = Path(tmp) / f"cal_{case.replicas}_{case.utilization}_{i}.json"
                     prof.save(path)
                     cal.append(predict(path, case.replicas, rate, **kw))  # the overhead is in the profile
-                    if config.ordered:  # the measured order carries the drift itself: no environment on top
-                        plain, _ = calibrated_profile(profile, [point], rate, drift=False)
-                        plain_path = Path(tmp) / f"ord_{case.replicas}_{case.utilization}_{i}.json"
-                        plain.save(plain_path)
-                        ordered.append(predict(plain_path, case.replicas, rate, order=point.without_drift().order(),
-                                               **kw))
+                    if config.ordered:
+                        ordered.append(_in_measured_order(config, profile, point, case.replicas, rate,
+                                                          Path(tmp) / f"ord_{case.replicas}_{case.utilization}_{i}.json",
+                                                          config.seed + i))
                     if i == 0:
                         prof.save(cal_dir / f"calibrated_C{case.replicas}_b{config.batch_size}"
                                             f"_rho{case.utilization:g}.json")
@@ -709,10 +715,19 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 case.predictions["calibrated"] = cal
             if ordered:
                 case.predictions["ordered"] = ordered
+            own = [_measured_point(config, case, run) for run in _measured_runs(runs, case)]
             if config.replay:
                 case.predictions["replay"] = [
-                    _replay(config, profile, case, run, seed=config.seed + i, tmp=tmp)
-                    for i, run in enumerate(_measured_runs(runs, case))]
+                    _replay(config, profile, case, point, rate, seed=config.seed + i, tmp=tmp)
+                    for i, (point, rate) in enumerate(zip(own, case.arrival_rates))]
+            if config.replay and config.ordered and len(own) >= 2:
+                # Diagnostic: each measured run predicted from the next measured run of the same load,
+                # in its measured order: what a calibration run as long as the measured ones, whose slow
+                # stretches are kept, would give (a real prediction would need such a run beforehand).
+                case.predictions["neighbour"] = [
+                    _in_measured_order(config, profile, own[(i + 1) % len(own)], case.replicas, rate,
+                                       Path(tmp) / f"nb_{case.replicas}_{case.utilization}_{i}.json", config.seed + i)
+                    for i, rate in enumerate(case.arrival_rates)]
             calibration_points.setdefault(case.replicas, []).extend(
                 {"arrival_rate": p.arrival_rate, "utilization": p.utilization, "mean_ms": p.mean() * 1e3,
                  "busy": p.meta.get("busy"), "overhead_ms": p.overhead_s * 1e3, "slowdown": p.slowdown(),
@@ -720,8 +735,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                  "drift_sd": float(np.std(p.environment[1])) if p.environment[1] else 0.0}
                 for p in points)
             live_points.setdefault(case.replicas, []).extend(points)
-            measured_points.setdefault(case.replicas, []).extend(
-                _measured_point(config, case, run) for run in _measured_runs(runs, case))
+            measured_points.setdefault(case.replicas, []).extend(own)
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
         # The same without the host drift (under_load.environment), published beside it for comparison.

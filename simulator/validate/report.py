@@ -20,7 +20,8 @@ __all__ = ["MODEL_LABELS", "table_rows", "write_report"]
 MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated profile",
                 "profile": "given profile", "replay": "replay (diagnostic)",
                 "ordered": "calibrated, measured order", "under_load": "under-load profile (all loads)",
-                "under_load_no_drift": "under-load profile without host drift"}
+                "under_load_no_drift": "under-load profile without host drift",
+                "neighbour": "next real run, measured order (diagnostic)"}
 _BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
                  "measured_ms", "measured_runs_ms", "spread_pct", "measured_run_sd_pct", "loadavg_1min_max")
 
@@ -305,7 +306,8 @@ def _plot(rows: list[dict]) -> bytes:
                              gridspec_kw={"height_ratios": [3, 2]})
     markers = {"calibrated": ("o", "tab:blue"), "isolated": ("x", "tab:orange"), "profile": ("s", "tab:green"),
                "replay": ("+", "tab:gray"), "ordered": ("v", "tab:purple"),
-               "under_load": ("D", "tab:red"), "under_load_no_drift": ("*", "tab:brown")}
+               "under_load": ("D", "tab:red"), "under_load_no_drift": ("*", "tab:brown"),
+               "neighbour": ("P", "tab:olive")}
     width = 0.8 / max(len(models), 1)
     for col, metric in enumerate(METRICS):
         ax, ax_err = axes[0, col], axes[1, col]

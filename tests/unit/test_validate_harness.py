@@ -63,7 +63,7 @@ def test_calibration_recovers_a_known_queue(tmp_path, rho):
             label = f"repeat{r + 1}" + ("-calibration" if kind == "calibration" else "")
             runs.append({"kind": kind, "replicas": 1, "utilization": rho, "repeat": r, "label": label,
                          "run": _run(rate, 20_000, seed, tmp_path, label)})
-    config = ValidationConfig("zoo:synthetic", replicas=(1,), utilizations=(rho,), repeats=2, ordered=False,
+    config = ValidationConfig("zoo:synthetic", replicas=(1,), utilizations=(rho,), repeats=2,
                               sim_requests=50_000, sim_replications=4)
     cases, ctx = evaluate(config, {"profile": profile.to_dict(), "runs": runs}, tmp_path, progress=None)
     rows = {row["metric"]: row for row in cases[0].rows()}
@@ -72,6 +72,9 @@ def test_calibration_recovers_a_known_queue(tmp_path, rho):
         # the prediction states its own simulation uncertainty: 2 × 4 replications of 50,000 requests
         assert 0 < rows[metric]["calibrated_sim_ci_pct"] < 5, (metric, rows[metric])
         assert abs(rows[metric]["replay_error_pct"]) < limit, (metric, rows[metric])
+        # the other measured run, in its measured order: another realisation of the same queue
+        assert abs(rows[metric]["neighbour_error_pct"]) < limit, (metric, rows[metric])
+        assert abs(rows[metric]["ordered_error_pct"]) < limit, (metric, rows[metric])
     # the isolated profile is 20 % too fast: it must predict too low
     assert rows["mean"]["isolated_error_pct"] < -15
     point = ctx["calibration_points"][1][0]
