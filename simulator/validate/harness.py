@@ -198,17 +198,22 @@ class Case:
             return math.nan
         return float(np.mean(vals))
 
-    def predicted_halfwidth_pct(self, model: str, metric: str) -> float | None:
-        """The simulation's own 95 % confidence half-width of :meth:`predicted_mean`, in percent of it
-        (the runs' predictions are independent: their half-widths add in quadrature); None when a
-        prediction has no interval."""
-        results = self.predictions.get(model, [])
+    def _halfwidths(self, model: str, metric: str) -> list[float] | None:
+        """Each run's prediction's 95 % confidence half-width (ms) of ``metric``; None when one has no
+        finite interval."""
         widths = []
-        for r in results:
+        for r in self.predictions.get(model, []):
             ci = (r.latency_ms_ci95 or {}).get(metric)
             if not ci or not all(math.isfinite(v) for v in ci):
                 return None
             widths.append((ci[1] - ci[0]) / 2)
+        return widths
+
+    def predicted_halfwidth_pct(self, model: str, metric: str) -> float | None:
+        """The simulation's own 95 % confidence half-width of :meth:`predicted_mean`, in percent of it
+        (the runs' predictions are independent: their half-widths add in quadrature); None when a
+        prediction has no interval."""
+        widths = self._halfwidths(model, metric)
         pred = self.predicted_mean(model, metric)
         if not widths or not math.isfinite(pred) or pred <= 0:
             return None
@@ -219,28 +224,29 @@ class Case:
         deviation over its replications (each one run as long as the real one, starting empty), in percent
         of its prediction; root mean square over the runs' predictions. Recovered from the replications'
         Student-t interval, sd = half-width · √R / t(0.975, R − 1). None without an interval."""
+        widths = self._halfwidths(model, metric)
+        if not widths:
+            return None
         variances = []
-        for r in self.predictions.get(model, []):
-            ci = (r.latency_ms_ci95 or {}).get(metric)
+        for r, hw in zip(self.predictions[model], widths):
             pred = r.latency_ms.get(metric)
-            if not ci or r.replications < 2 or not pred or not all(math.isfinite(v) for v in (*ci, pred)):
+            if r.replications < 2 or not pred or not math.isfinite(pred):
                 return None
-            sd = (ci[1] - ci[0]) / 2 * math.sqrt(r.replications) / stats.t.ppf(0.975, r.replications - 1)
+            sd = hw * math.sqrt(r.replications) / stats.t.ppf(0.975, r.replications - 1)
             variances.append((sd / pred * 100) ** 2)
-        return float(math.sqrt(np.mean(variances))) if variances else None
+        return float(math.sqrt(np.mean(variances)))
 
     def rows(self) -> list[dict]:
         """One row per metric: measured, spread, predictions and errors (ms and percent)."""
         out = []
         for metric in METRICS:
-            values = [m.get(metric) for m in self.measured]
+            values = [v for v in (m.get(metric) for m in self.measured) if v is not None]
             row = {"replicas": self.replicas, "batch_size": self.batch_size,
                    "utilization": self.utilization, "arrival_rate": float(np.mean(self.arrival_rates)),
                    "repeats": len(self.measured), "metric": metric,
                    "measured_ms": self.measured_mean(metric),
-                   "measured_runs_ms": [v for v in values if v is not None],
-                   "spread_pct": spread([v for v in values if v is not None]),
-                   "measured_run_sd_pct": run_sd_pct([v for v in values if v is not None]),
+                   "measured_runs_ms": values, "spread_pct": spread(values),
+                   "measured_run_sd_pct": run_sd_pct(values),
                    "measured_busy": _mean_of(st.get("busy_fraction") for st in self.server),
                    "loadavg_1min_max": max((la["end"][0] for la in self.loadavg if la and la.get("end")),
                                            default=None)}
@@ -258,9 +264,8 @@ class Case:
                 # model's run-to-run sd / √k of sampling noise.
                 run_sd = self.predicted_run_sd_pct(model, metric)
                 row[f"{model}_run_sd_pct"] = run_sd
-                k = len([v for v in values if v is not None])
-                row[f"{model}_exact_chance"] = (chance_within_limit(metric, run_sd / math.sqrt(k))
-                                                if run_sd is not None and k else None)
+                row[f"{model}_exact_chance"] = (chance_within_limit(metric, run_sd / math.sqrt(len(values)))
+                                                if run_sd is not None and values else None)
             out.append(row)
         return out
 

@@ -123,8 +123,8 @@ def _ok(row: dict, model: str) -> bool:
     return bool(row[f"{model}_meets_limit"]) and row[f"{model}_meets_spread"] is not False
 
 
-def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
-    models = _models(rows)
+def _markdown(rows: list[dict], scores: dict[str, dict], context: dict, command: str | None) -> str:
+    models = list(scores)
     lines = ["# Validation: predicted vs measured latency under MLPerf LoadGen", ""]
     if command:
         intro = "Predicted again from the kept records with:" if context.get("measured") else "Reproduce with:"
@@ -136,7 +136,7 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
               + ", ".join(f"{m} {ERROR_LIMITS[m]:g}%" for m in METRICS)
               + f", and |error| ≤ spread + {SPREAD_MARGIN:g} points.", ""]
     for m in models:
-        s = _score(rows, m)
+        s = scores[m]
         worst = ", ".join(f"{k} {_fmt(v, 1)}%" for k, v in s["worst_abs_error_pct"].items())
         spread_part = (f"within spread + {SPREAD_MARGIN:g} {s['meet_spread']}/{s['cells']}"
                        if not s["spread_unknown"] else "spread unknown (one run per load)")
@@ -145,7 +145,7 @@ def _markdown(rows: list[dict], context: dict, command: str | None) -> str:
         lines.append(f"- **{MODEL_LABELS.get(m, m)}**: worst |error| {worst}; cells within the limits "
                      f"{s['meet_limit']}/{s['cells']}, {spread_part}, goal met {s['meet_both']}/{s['cells']}{sim}")
     lines.append("")
-    lines += _noise_lines(rows, models)
+    lines += _noise_lines(scores)
     head = ["C", "batch", "ρ target (busy)", "λ (req/s)", "metric", "measured ms (runs)", "spread %"]
     for m in models:
         head += [f"{MODEL_LABELS.get(m, m)} ms", "error %", "goal"]
@@ -228,10 +228,9 @@ def _value(value: object) -> str:
     return _fmt(value) if isinstance(value, float) else str(value)
 
 
-def _noise_lines(rows: list[dict], models: list[str]) -> list[str]:
+def _noise_lines(scores: dict[str, dict]) -> list[str]:
     """The section on what the real runs' own noise allows (nothing when no model has run-to-run sds)."""
-    scores = {m: _score(rows, m) for m in models}
-    shown = [m for m in models if scores[m]["expected_if_exact"] is not None]
+    shown = [m for m, s in scores.items() if s["expected_if_exact"] is not None]
     if not shown:
         return []
     cells = scores[shown[0]]["cells"]
@@ -356,14 +355,14 @@ def write_report(cases: list[Case], context: dict, outdir: str | os.PathLike,
     """Write the table (CSV, Markdown), the plot and a JSON of everything; return the paths."""
     out = Path(outdir)
     rows = table_rows(cases)
-    models = _models(rows)
+    scores = {m: _score(rows, m) for m in _models(rows)}
     paths = {"csv": out / "validation.csv", "markdown": out / "validation.md", "plot": out / "validation.png",
              "json": out / "validation.json"}
     atomic_write_text(paths["csv"], _csv(rows))
-    atomic_write_text(paths["markdown"], _markdown(rows, context, command))
+    atomic_write_text(paths["markdown"], _markdown(rows, scores, context, command))
     atomic_write_bytes(paths["plot"], _plot(rows))
     doc = {"command": command, "context": {k: v for k, v in context.items() if k != "method"},
-           "scores": {m: _score(rows, m) for m in models}, "rows": rows,
+           "scores": scores, "rows": rows,
            "predictions": [{"replicas": c.replicas, "utilization": c.utilization, "arrival_rates": c.arrival_rates,
                             "summaries": c.summary_paths, "server": c.server,
                             "results": {m: [r.to_dict() for r in rs] for m, rs in c.predictions.items()}}
