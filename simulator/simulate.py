@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import InputError, UnstableSystemError
 from .montecarlo import BREAKDOWN_KEYS, run_replications, summarize
+from .ordered import ServiceOrder, ordered_model
 from .profiles import load_profile_cached
 from .replication import ReplicationSummary
 from .result import LATENCY_KEYS, PERCENTILES, Result
@@ -368,7 +369,8 @@ def _choose(scenario: Scenario, engine: str) -> tuple[str, str]:
     return "simpy", f"engine simpy: the fast engine does not support {reason}"
 
 
-def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, progress=None) -> Result:
+def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, progress=None,
+             service_order: ServiceOrder | None = None) -> Result:
     """Predict the scenario's latency distribution.
 
     Parameters
@@ -381,6 +383,10 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         Root seed (default ``scenario.run.seed``); the same seed gives the same Result.
     progress : tqdm-like, optional
         Gets ``update(1)`` after each replication.
+    service_order : ServiceOrder, optional
+        Draw the service variates from measured service times in their measured order (a block
+        bootstrap, :mod:`simulator.ordered`) instead of independently; a profile's service model only,
+        not the analytic engine nor the streaming fast engine.
 
     Returns
     -------
@@ -398,6 +404,10 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
     full = scenario
     scenario, shift, delay_notes = split_constant_delays(scenario)
     model = make_service_model(scenario)
+    if service_order is not None:
+        if engine == "analytic":
+            raise InputError("engine analytic has no service order: measured order is simulated only")
+        model = ordered_model(model, service_order)
     trace = load_trace(scenario.arrivals.trace) if scenario.arrivals.process == "trace" else None
     if engine == "analytic":
         name, why = "analytic", "engine analytic: requested"
@@ -421,6 +431,9 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         raise InputError(f"requests = {n} per replication is more than the SimPy engine keeps in memory "
                          f"({SIMPY_MAX_REQUESTS}); use --engine fast or fewer requests")
     streaming = fast is not None and n > SIMPY_MAX_REQUESTS and hasattr(fast, "run_streaming")
+    if streaming and service_order is not None:
+        raise InputError(f"requests = {n} per replication with a service order: the streaming engine draws "
+                         f"its own variates; use at most {SIMPY_MAX_REQUESTS} requests and more replications")
     if streaming:
         notes.append(f"streaming fast engine ({n} requests per replication): statistics reduced on the fly, "
                      "warm-up by a fixed fraction, percentiles from a sketch (bounded relative error)")

@@ -42,9 +42,9 @@ from itertools import pairwise
 import numpy as np
 
 from ..errors import InputError
+from ..ordered import ServiceOrder
 from ..profiles import Profile
 from ..service import warmup_factor
-from .ordered import ServiceOrder
 from .server import ServerRecords
 
 __all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "fit_environment", "fit_warmup",

@@ -25,6 +25,7 @@ from scipy import stats
 
 from ..errors import InputError
 from ..io import atomic_write_bytes, atomic_write_json
+from ..ordered import ServiceOrder
 from ..profiles import Profile, load_profile_cached
 from ..result import Result
 from ..scenario import Arrivals, Batching, Run, Scenario, Service, Stage
@@ -41,7 +42,6 @@ from .calibration import (
 )
 from .compare import METRICS, chance_within_limit, meets_goal, relative_error, run_sd_pct, spread
 from .loadgen import LiveRun, RunSettings
-from .ordered import ServiceOrder, simulate_ordered
 from .summary import LoadGenSummary
 
 __all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "load_campaign", "load_live",
@@ -550,9 +550,7 @@ def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float,
                         replicas=replicas, batching=Batching(batch_size, batch_timeout_s if batch_size > 1 else 0.0),
                         post_stages=stages,
                         run=Run(requests=requests, replications=replications, seed=seed, warmup="none"))
-    if order is not None:
-        return simulate_ordered(scenario, order, seed=seed, engine=engine)
-    return simulate(scenario, engine=engine, seed=seed)
+    return simulate(scenario, engine=engine, seed=seed, service_order=order)
 
 
 def _profile_overhead(profile: Profile) -> float:
