@@ -13,7 +13,8 @@ circular block bootstrap of them (blocks of consecutive levels from random start
 correlation within a block and the marginal distribution exactly. Engines are unchanged; only the
 service variates differ.
 
-``simulate(scenario, service_order=order)`` draws the service stream from ``order`` (an empirical, i.e.
+A profile may carry its samples in measured order (``under_load.service_order``, :mod:`simulator.under_load`):
+``simulate`` and ``plan`` then draw them this way by themselves. ``simulate(scenario, service_order=order)`` draws the service stream from ``order`` (an empirical, i.e.
 profile, service model only); everything else (arrivals, engines, constant delays such as a profile's
 client-side overhead, the Result) is :func:`simulator.simulate`'s own.
 """
@@ -29,7 +30,7 @@ from .errors import InputError
 from .service import EMPIRICAL, ServiceModel
 from .validation import check_integer
 
-__all__ = ["ServiceOrder", "block_length", "ordered_model"]
+__all__ = ["ServiceOrder", "block_length", "is_ordered", "ordered_model", "profile_order"]
 
 
 def block_length(series: np.ndarray, minimum: int = 10) -> int:
@@ -111,4 +112,19 @@ def ordered_model(model: ServiceModel, order: ServiceOrder) -> ServiceModel:
     if model.mode != EMPIRICAL:
         raise InputError("a service order needs an empirical (profile) service model, got "
                          f"{model.source!r}")
-    return _OrderedModel(**{f.name: getattr(model, f.name) for f in fields(ServiceModel)}, order=order)
+    note = (f"service times in measured order: circular blocks of {order.block} of {order.levels.size} measured "
+            "samples from random starts")
+    values = {f.name: getattr(model, f.name) for f in fields(ServiceModel)}
+    values["notes"] = (*model.notes, note)
+    return _OrderedModel(**values, order=order)
+
+
+def is_ordered(model: ServiceModel) -> bool:
+    """Whether ``model`` draws its service variates from a measured order."""
+    return isinstance(model, _OrderedModel)
+
+
+def profile_order(profile, block: int) -> ServiceOrder:
+    """The order of a profile's smallest batch size's samples at concurrency 1, as stored (measured order)."""
+    samples = np.asarray(profile.samples(profile.batch_sizes[0], 1), dtype=float)
+    return ServiceOrder.from_series(samples, block=min(block, samples.size))

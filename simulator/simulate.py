@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import InputError, UnstableSystemError
 from .montecarlo import BREAKDOWN_KEYS, run_replications, summarize
-from .ordered import ServiceOrder, ordered_model
+from .ordered import ServiceOrder, is_ordered, ordered_model, profile_order
 from .profiles import load_profile_cached
 from .replication import ReplicationSummary
 from .result import LATENCY_KEYS, PERCENTILES, Result
@@ -57,6 +57,8 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
             model = model.with_warmup(under.idle_s, under.idle_factors)
         if under is not None and under.env_factors:
             model = model.with_environment(under.env_window_s, under.env_factors)
+        if under is not None and under.order_block:
+            model = ordered_model(model, profile_order(prof, under.order_block))
     else:
         model = ServiceModel.parametric(svc.mean_s, svc.effective_cv, svc.dist, batch_time=svc.batch_time,
                                         max_batch=big_b)
@@ -228,6 +230,8 @@ def _analytic_model(scenario: Scenario, model: ServiceModel):
         reasons.append("warm-up after idle (the profile's under_load.idle_factors)")
     if model.has_environment:
         reasons.append("host environment drift (the profile's under_load.environment)")
+    if is_ordered(model):
+        reasons.append("service times in measured order (the profile's under_load.service_order)")
     if a.process not in ("poisson", "gamma"):
         reasons.append(f"{a.process} arrivals")
     if scenario.cache.enabled and a.process == "trace":
@@ -431,7 +435,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         raise InputError(f"requests = {n} per replication is more than the SimPy engine keeps in memory "
                          f"({SIMPY_MAX_REQUESTS}); use --engine fast or fewer requests")
     streaming = fast is not None and n > SIMPY_MAX_REQUESTS and hasattr(fast, "run_streaming")
-    if streaming and service_order is not None:
+    if streaming and is_ordered(model):
         raise InputError(f"requests = {n} per replication with a service order: the streaming engine draws "
                          f"its own variates; use at most {SIMPY_MAX_REQUESTS} requests and more replications")
     if streaming:

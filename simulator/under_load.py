@@ -17,6 +17,7 @@ latency that never occupies a worker. The validation harness measures these insi
             {"idle_s": 0.010, "factor": 1.45}],
         "environment": {                     # host speed drift: a factor per window of time
             "window_s": 0.25, "factors": [0.93, 0.97, 1.0, 1.02, 1.31]},
+        "service_order": {"block": 240},     # or: the samples are in measured order (drift kept in them)
         "measured": "how and where"          # free text, kept for the record
     }
 
@@ -41,6 +42,13 @@ latency that never occupies a worker. The validation harness measures these insi
   host's speed drifts over fractions of a second (other tenants, CPU steal, frequency); such a slow
   stretch builds a queue that independent service times never build, and it is what sets the p99 on
   the validation host. The profile's samples are then the service times with the drift divided out.
+* ``service_order`` (the other way to carry drift, not combined with ``environment``): the smallest batch
+  size's samples at concurrency 1 are in the order they were measured (start order, several runs one
+  after another), and each replication draws them by a circular block bootstrap of ``block`` consecutive
+  samples from random starts (:mod:`simulator.ordered`): the marginal distribution is the samples', and
+  slow stretches keep the length and the sequence they had. On the validation host slow stretches last
+  seconds, longer than the 0.25-s windows of ``environment`` resolve independently, and the measured
+  order predicted C = 2 tails that the windows under-predicted by 14-38 % (see reports/validation).
 
 A profile without the block behaves exactly as before.
 """
@@ -72,6 +80,7 @@ class UnderLoad:
     idle_factors: tuple[float, ...] = ()
     env_window_s: float = 0.0
     env_factors: tuple[float, ...] = ()
+    order_block: int = 0  # > 0: samples in measured order, drawn in blocks of this many (service_order)
 
     def factor(self, per_replica_rate: float | None) -> float:
         """Service-time multiplier at ``per_replica_rate`` (1.0 without load factors or rate)."""
@@ -121,6 +130,8 @@ class UnderLoad:
             out["idle_factors"] = [{"idle_s": t, "factor": f} for t, f in zip(self.idle_s, self.idle_factors)]
         if self.env_factors:
             out["environment"] = {"window_s": self.env_window_s, "factors": list(self.env_factors)}
+        if self.order_block:
+            out["service_order"] = {"block": self.order_block}
         if self.measured:
             out["measured"] = self.measured
         return out
@@ -140,10 +151,11 @@ def parse_under_load(raw: object, where: str) -> UnderLoad | None:
         return None
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: under_load must be an object, got {type(raw).__name__}")
-    unknown = set(raw) - {"client_overhead_s", "load_factors", "idle_factors", "environment", "measured"}
+    known = ("client_overhead_s", "load_factors", "idle_factors", "environment", "service_order", "measured")
+    unknown = set(raw) - set(known)
     if unknown:
         raise ProfileError(f"{where}: under_load has unknown field(s) {', '.join(sorted(unknown))}; "
-                           "known: client_overhead_s, load_factors, idle_factors, environment, measured")
+                           f"known: {', '.join(known)}")
     overhead = _number(raw.get("client_overhead_s", 0.0), "client_overhead_s", where, positive=False)
     rates, factors = _table(raw, "load_factors", "per_replica_rate", where)
     idle_s, idle_factors = _table(raw, "idle_factors", "idle_s", where)
@@ -151,7 +163,22 @@ def parse_under_load(raw: object, where: str) -> UnderLoad | None:
     if measured is not None and not isinstance(measured, str):
         raise ProfileError(f"{where}: under_load.measured must be a string")
     window, env = _environment(raw.get("environment"), where)
-    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors, window, env)
+    block = _service_order(raw.get("service_order"), where)
+    if block and env:
+        raise ProfileError(f"{where}: under_load.environment and under_load.service_order both carry the host's "
+                           "drift; give one of them")
+    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors, window, env, block)
+
+
+def _service_order(raw: object, where: str) -> int:
+    """The ``service_order`` block's block length (an integer >= 1); 0 when absent."""
+    if raw is None:
+        return 0
+    block = raw.get("block") if isinstance(raw, dict) and set(raw) == {"block"} else None
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ProfileError(f"{where}: under_load.service_order must be {{\"block\": B}} with B an integer >= 1 "
+                           f"(consecutive samples per bootstrap block), got {raw!r}")
+    return block
 
 
 def _environment(raw: object, where: str) -> tuple[float, tuple[float, ...]]:

@@ -260,6 +260,24 @@ def run(args: argparse.Namespace) -> int:
     print()
     for kind, path in paths.items():
         print(f"{kind}: {path}")
-    for c, path in sorted((context.get("under_load_profiles") or {}).items()):
-        print(f"under-load profile, {c} replica(s) (use with simulate --profile / a catalog entry): {path}")
+    for line in _profile_lines(context):
+        print(line)
     return 0
+
+
+def _profile_lines(context: dict) -> list[str]:
+    """Which under-load profile to use, and the other one. The measured-order profile needs calibration
+    runs as long as the runs to predict (slow stretches last seconds): with them it met 17 and 17 of 24
+    cells against 14 and 14 for drift windows (campaigns K, L); with 5-s runs 13 and 16 against 16 and 15
+    (I, J)."""
+    cfg = context.get("config") or {}
+    long_runs = cfg.get("calibration_s", 0.0) >= cfg.get("duration_s", math.inf)
+    ordered = sorted((context.get("under_load_ordered_profiles") or {}).items())
+    windows = sorted((context.get("under_load_profiles") or {}).items())
+    use, other = (ordered, windows) if long_runs else (windows, ordered)
+    why = ("calibration runs as long as the measured ones: service times in measured order"
+           if long_runs else "calibration runs shorter than the measured ones: drift windows")
+    lines = [f"under-load profile, {c} replica(s) (use with simulate --profile / a catalog entry; {why}): {path}"
+             for c, path in use]
+    lines += [f"  the other under-load profile, {c} replica(s): {path}" for c, path in other]
+    return lines

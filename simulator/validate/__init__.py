@@ -39,8 +39,9 @@ METHOD = """
    and the *client-side overhead*: LoadGen's mean latency minus the server's mean enqueue → done time
    (LoadGen's issue thread, the request and response paths, which do not occupy a worker), and the
    *warm-up after idle*: how much slower a batch is served when its worker sat idle for t seconds before
-   the batch's oldest request arrived, against the batches whose oldest request waited (back to back),
-   as a table of factors by idle time (`under_load.idle_factors`, fitted by
+   the batch's oldest request arrived, against the batches nearest in time whose oldest request waited
+   (back to back; nearest, so that the host's slow stretches, where queues form, do not pass for
+   warm-up), as a table of factors by idle time (`under_load.idle_factors`, fitted by
    `simulator.validate.calibration.fit_warmup`), and the *host drift*: each 0.25-s window's mean
    service over the run's (`under_load.environment`, `fit_environment`; with several workers only the
    part their window means share, their covariance, since the factor slows every replica at once). These become a profile with
@@ -50,7 +51,12 @@ METHOD = """
 5. **Predict** every measured run at its own measured arrival rate with `simulate` (C replicas,
    `contention = shared`, the calibrated profile: every engine applies the warm-up factor of each batch's
    replica idle time and the drift factor of the window it starts in, and the overhead as a pure delay),
-   and, for comparison, with the isolated profile alone. Each prediction is the mean over 800 simulated
+   and, for comparison, with the isolated profile alone. The measured-order models draw the calibration
+   runs' service times by a block bootstrap in their measured order (`simulator.ordered`) instead of
+   independently with drift windows, so that slow stretches keep their length: *calibrated, measured
+   order* from the calibration run before each measured run, *under-load profile, measured order* from
+   all of them (`under_load.service_order`), and, as a diagnostic, each measured run from the next
+   measured run of the same load. Each prediction is the mean over 800 simulated
    runs as long as the real one (its rate × duration, starting empty, as a LoadGen run does) of their
    mean and percentiles, as the measured figure is the mean over the real runs of theirs. Errors are
    taken against the mean of the real runs; the real system's spread is the largest deviation of one

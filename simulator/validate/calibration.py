@@ -42,7 +42,7 @@ from itertools import pairwise
 import numpy as np
 
 from ..errors import InputError
-from ..ordered import ServiceOrder
+from ..ordered import ServiceOrder, block_length
 from ..profiles import Profile
 from ..service import warmup_factor
 from .server import ServerRecords
@@ -208,15 +208,17 @@ class LoadPoint:
         base = at[1].mean()
         return {k: max(float(s.mean() / base), 1.0) if k > 1 else 1.0 for k, s in at.items()}
 
-    def order(self) -> ServiceOrder:
+    def series(self) -> np.ndarray:
         """The smallest batch size's effective service times in start order, deflated to one busy worker
-        and back to back (the values of ``base_samples()``), as bootstrap levels that keep their
-        autocorrelation."""
+        and back to back (the values of ``base_samples()``, in their measured order)."""
         slow = self.slowdown()
         b0 = min(b for b, _ in self.groups)
-        series = np.asarray([self._deflated(j) / slow.get(k, 1.0) for j, (b, k, *_) in enumerate(self.rows)
-                             if b == b0])
-        return ServiceOrder.from_series(series)
+        return np.asarray([self._deflated(j) / slow.get(k, 1.0) for j, (b, k, *_) in enumerate(self.rows)
+                           if b == b0])
+
+    def order(self) -> ServiceOrder:
+        """:meth:`series` as bootstrap levels that keep their autocorrelation."""
+        return ServiceOrder.from_series(self.series())
 
     def mean(self) -> float:
         """Mean effective service of the smallest batch size at one busy worker (s)."""
@@ -382,6 +384,9 @@ def _shared_variance(workers: np.ndarray, win: np.ndarray, ratio: np.ndarray) ->
     return float(np.mean(covs)) if covs else None
 
 
+# Back-to-back batches each idle batch is compared with: local enough to follow the host's slow stretches,
+# many enough that the ratio's bias (E[1/mean] > 1/E, ~cv²/n: < 2 % at cv 0.5) stays small
+WARMUP_LOCAL = 16
 # Idle-time bins of the warm-up fit (s): doubling from 0.25 ms, so that each bin spans the same ratio
 WARMUP_EDGES = (0.0, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, math.inf)
 
@@ -390,11 +395,15 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
     """Warm-up table after idle from live runs: ``(idle times, factors)``, empty when the runs cannot say.
 
     Within each run, the smallest batch size's effective service times (divided by the measured
-    contention slowdown) are divided by the mean of those whose oldest request *waited* (served back to
-    back), so that the host's drift between runs cancels; the ratios of all runs are pooled, binned by
-    the worker's idle time (doubling bins from 0.25 ms), and each bin with at least ``MIN_GROUP`` samples
-    gives a point: (median idle time, mean ratio). A run with fewer than ``MIN_GROUP`` back-to-back
-    batches (a light load) adds nothing.
+    contention slowdown) that found their worker idle are divided by the mean of the ``WARMUP_LOCAL``
+    batches nearest in start order whose oldest request *waited* (served back to back), so that the
+    host's drift cancels, between runs and within one: against the run's overall back-to-back mean, idle
+    batches, which fall mostly in the host's fast stretches while queues (and back-to-back batches) build
+    in its slow ones, looked *faster* than back to back (a table of ~0.76 from drifting service times
+    with no warm-up at all). The ratios of all runs are pooled, binned by the worker's idle time
+    (doubling bins from 0.25 ms), and each bin with at least ``MIN_GROUP`` samples gives a point:
+    (median idle time, mean ratio). A run with fewer than ``MIN_GROUP`` back-to-back batches (a light
+    load) adds nothing.
     """
     idle_all, ratio_all = [], []
     for p in points:
@@ -403,14 +412,18 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
         slow = p.slowdown(deflated=False)
         b0 = min(b for b, _ in p.groups)
         rows = [(s / slow.get(k, 1.0), t) for b, k, s, t, _ in p.rows if b == b0 and math.isfinite(t)]
-        back_to_back = [s for s, t in rows if t == 0.0]
-        if len(back_to_back) < MIN_GROUP:
+        if sum(t == 0.0 for _, t in rows) < MIN_GROUP:
             continue
-        base = float(np.mean(back_to_back))
-        for s, t in rows:
-            if t > 0.0:
-                idle_all.append(t)
-                ratio_all.append(s / base)
+        service = np.array([s for s, _ in rows])
+        idle = np.array([t for _, t in rows])
+        waited = np.flatnonzero(idle == 0.0)
+        sums = np.concatenate([[0.0], np.cumsum(service[waited])])
+        for j in np.flatnonzero(idle > 0.0):
+            # the WARMUP_LOCAL back-to-back batches around j (shifted inwards at the run's ends)
+            lo = min(max(int(np.searchsorted(waited, j)) - WARMUP_LOCAL // 2, 0), waited.size - WARMUP_LOCAL)
+            lo, hi = max(lo, 0), min(max(lo, 0) + WARMUP_LOCAL, waited.size)
+            idle_all.append(float(idle[j]))
+            ratio_all.append(float(service[j] / ((sums[hi] - sums[lo]) / (hi - lo))))
     if not idle_all:
         return (), ()
     idle, ratio = np.asarray(idle_all), np.asarray(ratio_all)
@@ -497,7 +510,7 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
     return Profile.from_dict(data, origin=f"calibration at {arrival_rate:.4g} req/s"), nearest.overhead_s
 
 
-def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = True) -> Profile:
+def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = True, ordered: bool = False) -> Profile:
     """One profile for every load: service times under load with ``under_load.load_factors``.
 
     The live calibration runs (several loads, repeats) give one mean effective service time each; a
@@ -509,32 +522,60 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Tru
     ``drift``: also carry the runs' host drift (``under_load.environment``, every run's window factors
     pooled), with the samples deflated by it; False leaves the drift in the samples, drawn
     independently (the validation report publishes both).
+
+    ``ordered`` (implies no ``environment``): the smallest batch size's samples are every run's
+    :meth:`LoadPoint.series` one after another, each scaled so that its mean is the line's at the
+    reference run's load (the order within a run is kept, its level against the others is not), with
+    ``under_load.service_order``:
+    ``simulate`` draws them in their measured order (:mod:`simulator.ordered`), so slow stretches keep
+    their length. The block length is the longest any run's autocorrelation asks for
+    (:func:`~simulator.ordered.block_length`).
     """
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
     table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
     points = [refit_point(p, table) for p in points]
-    if not drift:
+    if not drift or ordered:
         points = [p.without_drift() for p in points]
     rates = np.array([p.per_replica_rate for p in points])
     means = np.array([p.mean() for p in points])
     ref = points[int(np.argsort(rates)[len(rates) // 2])]
-    prof, _ = calibrated_profile(base, [ref], ref.arrival_rate, drift=drift)
+    prof, _ = calibrated_profile(base, [ref], ref.arrival_rate, drift=drift and not ordered)
     data = prof.to_dict()
     lo, hi = float(rates.min()), float(rates.max())
-    if hi > lo * 1.01 and len(points) >= 2:
-        slope, intercept = np.polyfit(rates, means, 1)
-        line = [(r, max(intercept + slope * r, 1e-9) / ref.mean()) for r in (lo, hi)]
+    fitted = hi > lo * 1.01 and len(points) >= 2
+    slope, intercept = np.polyfit(rates, means, 1) if fitted else (0.0, float(means.mean()))
+    sample_mean = ref.mean()
+    order_block = {}
+    if ordered:
+        # each run's mean onto the line at the reference load: the order within a run is kept, its level
+        # against the other runs is not (a run a few percent slow is a replica at capacity near saturation)
+        ref_level = max(intercept + slope * ref.per_replica_rate, 1e-9)
+        series = [x * (ref_level / x.mean()) for x in (p.series() for p in points)]
+        samples = np.concatenate(series)
+        b0 = min(b for b, _ in ref.groups)
+        if b0 != prof.batch_sizes[0]:
+            raise InputError(f"an ordered under-load profile needs the live runs' smallest batch size ({b0}) to be "
+                             f"the profile's smallest ({prof.batch_sizes[0]}): the order is read from it")
+        for raw in data["points"]:
+            if raw["batch_size"] == b0 and raw["concurrency"] == 1:
+                raw["samples_s"] = _round(samples)
+                raw["origin"] = f"{len(points)} live runs in measured order, each scaled to the line's mean at this load"
+        sample_mean = float(samples.mean())
+        order_block = {"service_order": {"block": int(max(block_length(x) for x in series))}}
+    if fitted:
+        line = [(r, max(intercept + slope * r, 1e-9) / sample_mean) for r in (lo, hi)]
     else:
-        line = [(ref.per_replica_rate, float(means.mean() / ref.mean()))]
+        line = [(ref.per_replica_rate, float(means.mean() / sample_mean))]
     data["under_load"] = {
         "client_overhead_s": float(np.mean([p.overhead_s for p in points])),
         "load_factors": [{"per_replica_rate": round(r, 4), "factor": round(f, 6)} for r, f in line],
-        **_idle_block(table), **_environment_block(points),
+        **_idle_block(table), **_environment_block(points), **order_block,
         "measured": f"{len(points)} live runs under MLPerf LoadGen on {ref.replicas} replica(s), "
                     f"{lo * ref.replicas:.4g}-{hi * ref.replicas:.4g} req/s; load factors from a least-squares "
                     "line of mean back-to-back effective service time against per-replica arrival rate; idle "
-                    "factors from every run's batches binned by the worker's idle time (fit_warmup)",
+                    "factors from every run's batches binned by the worker's idle time (fit_warmup)"
+                    + ("; service times in measured order" if ordered else ""),
     }
     data["method"]["calibration"]["points"] = [
         {"arrival_rate": p.arrival_rate, "mean_s": p.mean(), "overhead_s": p.overhead_s} for p in points]

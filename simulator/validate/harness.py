@@ -742,15 +742,17 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
         # The same without the host drift (under_load.environment), published beside it for comparison.
-        under_load_paths, no_drift_paths = {}, {}
+        # The same with the samples in their measured order instead (slow stretches kept as they came).
+        variants = {"under_load": {"drift": True}, "under_load_no_drift": {"drift": False},
+                    "under_load_ordered": {"ordered": True}}
+        variant_paths: dict[str, dict[int, str]] = {name: {} for name in variants}
         for c, pts in live_points.items():
-            for drift, name, paths in ((True, "under_load", under_load_paths),
-                                       (False, "under_load_no_drift", no_drift_paths)):
+            for name, kw in variants.items():
                 path = cal_dir / f"{name}_C{c}_b{config.batch_size}.json"
-                under_load_profile(profile, pts, drift=drift).save(path)
-                paths[c] = str(path)
+                under_load_profile(profile, pts, **kw).save(path)
+                variant_paths[name][c] = str(path)
         for case in cases:
-            for key, paths in (("under_load", under_load_paths), ("under_load_no_drift", no_drift_paths)):
+            for key, paths in variant_paths.items():
                 if case.replicas in paths:
                     case.predictions[key] = [
                         predict(paths[case.replicas], case.replicas, rate, **config.simulation(rate, config.seed + i))
@@ -758,8 +760,8 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
             _say(progress, _case_line(case))
     context = {"config": _config_dict(config), "profile": str(profile_path),
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
-               "calibration_points": calibration_points, "under_load_profiles": under_load_paths,
-               "under_load_no_drift_profiles": no_drift_paths,
+               "calibration_points": calibration_points,
+               **{f"{name}_profiles": paths for name, paths in variant_paths.items()},
                "drift_by_scale": {c: _drift_scales({"calibration": live_points.get(c, []),
                                                     "measured": measured_points.get(c, [])})
                                   for c in sorted(set(live_points) | set(measured_points))},

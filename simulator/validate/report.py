@@ -21,6 +21,7 @@ MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated pro
                 "profile": "given profile", "replay": "replay (diagnostic)",
                 "ordered": "calibrated, measured order", "under_load": "under-load profile (all loads)",
                 "under_load_no_drift": "under-load profile without host drift",
+                "under_load_ordered": "under-load profile, measured order",
                 "neighbour": "next real run, measured order (diagnostic)"}
 _BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
                  "measured_ms", "measured_runs_ms", "spread_pct", "measured_run_sd_pct", "loadavg_1min_max")
@@ -178,6 +179,8 @@ def _markdown(rows: list[dict], scores: dict[str, dict], context: dict, command:
                   "the warm-up table, the host drift, load factors and the client-side overhead, which "
                   "`simulate --profile` and `plan` apply), `profiles/under_load_no_drift_C<replicas>_b<batch>.json` "
                   "(the same with the host drift left in the samples), "
+                  "`profiles/under_load_ordered_C<replicas>_b<batch>.json` (the same with every calibration run's "
+                  "service times in their measured order, `under_load.service_order`), "
                   "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
     lines += _drift_scale_lines(context.get("drift_by_scale"))
@@ -306,7 +309,7 @@ def _plot(rows: list[dict]) -> bytes:
     markers = {"calibrated": ("o", "tab:blue"), "isolated": ("x", "tab:orange"), "profile": ("s", "tab:green"),
                "replay": ("+", "tab:gray"), "ordered": ("v", "tab:purple"),
                "under_load": ("D", "tab:red"), "under_load_no_drift": ("*", "tab:brown"),
-               "neighbour": ("P", "tab:olive")}
+               "neighbour": ("P", "tab:olive"), "under_load_ordered": ("h", "tab:pink")}
     width = 0.8 / max(len(models), 1)
     for col, metric in enumerate(METRICS):
         ax, ax_err = axes[0, col], axes[1, col]

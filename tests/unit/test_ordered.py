@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from simulator import simulate
 from simulator.errors import InputError
 from simulator.ordered import ServiceOrder, block_length
 from simulator.profiles import Profile
 from simulator.scenario import Arrivals, Run, Scenario, Service
 from simulator.service import ServiceModel
+from simulator.simulate import simulate
 from tests.conftest import make_profile_dict
 
 

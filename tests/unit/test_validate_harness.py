@@ -235,3 +235,17 @@ def test_predicted_run_sd_is_the_replications_sd():
     assert single.predicted_run_sd_pct("m", "mean") is None
     assert {r["metric"]: r for r in single.rows()}["mean"]["m_exact_chance"] is None
 
+
+
+def test_the_printed_under_load_profile_follows_the_calibration_runs_length():
+    """The measured-order profile is the one to use only when the calibration runs were as long as the
+    measured ones (slow stretches last seconds; a 5-s run cannot hold them)."""
+    from simulator.commands.validate_cmd import _profile_lines
+
+    paths = {"under_load_profiles": {1: "windows_C1.json"}, "under_load_ordered_profiles": {1: "ordered_C1.json"}}
+    long_cal = _profile_lines({"config": {"calibration_s": 60.0, "duration_s": 20.0}, **paths})
+    short_cal = _profile_lines({"config": {"calibration_s": 5.0, "duration_s": 20.0}, **paths})
+    assert long_cal[0].endswith("ordered_C1.json") and "measured order" in long_cal[0]
+    assert short_cal[0].endswith("windows_C1.json") and "drift windows" in short_cal[0]
+    assert long_cal[1].endswith("windows_C1.json") and short_cal[1].endswith("ordered_C1.json")
+    assert _profile_lines({}) == []  # a comparison of LoadGen summaries has no under-load profiles
