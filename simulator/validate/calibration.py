@@ -385,7 +385,7 @@ def _shared_variance(workers: np.ndarray, win: np.ndarray, ratio: np.ndarray) ->
 
 
 # Back-to-back batches each idle batch is compared with: local enough to follow the host's slow stretches,
-# many enough that the ratio's bias (E[1/mean] > 1/E, ~cv²/n: < 2 % at cv 0.5) stays small
+# many enough that a local mean is not mostly noise
 WARMUP_LOCAL = 16
 # Idle-time bins of the warm-up fit (s): doubling from 0.25 ms, so that each bin spans the same ratio
 WARMUP_EDGES = (0.0, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, math.inf)
@@ -396,7 +396,8 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
 
     Within each run, the smallest batch size's effective service times (divided by the measured
     contention slowdown) that found their worker idle are divided by the mean of the ``WARMUP_LOCAL``
-    batches nearest in start order whose oldest request *waited* (served back to back), so that the
+    batches nearest in start order whose oldest request *waited* (served back to back; per bin, the mean
+    of the former over the mean of those local means), so that the
     host's drift cancels, between runs and within one: against the run's overall back-to-back mean, idle
     batches, which fall mostly in the host's fast stretches while queues (and back-to-back batches) build
     in its slow ones, looked *faster* than back to back (a table of ~0.76 from drifting service times
@@ -405,7 +406,7 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
     (median idle time, mean ratio). A run with fewer than ``MIN_GROUP`` back-to-back batches (a light
     load) adds nothing.
     """
-    idle_all, ratio_all = [], []
+    idle_all, service_all, local_all = [], [], []
     for p in points:
         if not p.rows:
             continue
@@ -423,16 +424,18 @@ def fit_warmup(points: list[LoadPoint]) -> tuple[tuple[float, ...], tuple[float,
             lo = min(max(int(np.searchsorted(waited, j)) - WARMUP_LOCAL // 2, 0), waited.size - WARMUP_LOCAL)
             lo, hi = max(lo, 0), min(max(lo, 0) + WARMUP_LOCAL, waited.size)
             idle_all.append(float(idle[j]))
-            ratio_all.append(float(service[j] / ((sums[hi] - sums[lo]) / (hi - lo))))
+            service_all.append(float(service[j]))
+            local_all.append(float((sums[hi] - sums[lo]) / (hi - lo)))
     if not idle_all:
         return (), ()
-    idle, ratio = np.asarray(idle_all), np.asarray(ratio_all)
+    idle, service, local = np.asarray(idle_all), np.asarray(service_all), np.asarray(local_all)
     xs, fs = [], []
     for lo, hi in pairwise(WARMUP_EDGES):
         inside = (idle > lo) & (idle <= hi)
         if inside.sum() >= MIN_GROUP:
             xs.append(round(float(np.median(idle[inside])), 7))
-            fs.append(round(float(ratio[inside].mean()), 5))
+            # a ratio of means: the mean of per-batch ratios would carry 1/local's Jensen bias (~cv²/16)
+            fs.append(round(float(service[inside].mean() / local[inside].mean()), 5))
     return tuple(xs), tuple(fs)
 
 
