@@ -48,7 +48,7 @@ from ..service import warmup_factor
 from .server import ServerRecords
 
 __all__ = ["LoadPoint", "busy_fraction", "calibrated_profile", "effective_batches", "fit_environment", "fit_warmup",
-           "load_point", "refit_point", "under_load_profile"]
+           "host_level", "levels_against", "load_point", "refit_point", "under_load_profile"]
 
 UNDER_LOAD_SCHEMA = "1.1"  # profiles with an under_load block (simulator.under_load)
 MIN_GROUP = 30  # fewest samples for a (batch size, busy workers) group to stand on its own
@@ -215,6 +215,16 @@ class LoadPoint:
         b0 = min(b for b, _ in self.groups)
         return np.asarray([self._deflated(j) / slow.get(k, 1.0) for j, (b, k, *_) in enumerate(self.rows)
                            if b == b0])
+
+    def mean_noise(self, parts: int = 10) -> float:
+        """Relative sampling variance of :meth:`series`'s mean by batch means: the variance of the means of
+        ``parts`` contiguous parts over ``parts``, so that the run's own slow stretches count as its noise
+        (independent samples would understate it)."""
+        x = self.series()
+        if x.size < 2 * parts:
+            return float(x.var() / max(x.size, 1) / x.mean() ** 2) if x.size else math.nan
+        means = np.array([chunk.mean() for chunk in np.array_split(x, parts)])
+        return float(means.var(ddof=1) / parts / x.mean() ** 2)
 
     def order(self) -> ServiceOrder:
         """:meth:`series` as bootstrap levels that keep their autocorrelation."""
@@ -583,6 +593,57 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Tru
     data["method"]["calibration"]["points"] = [
         {"arrival_rate": p.arrival_rate, "mean_s": p.mean(), "overhead_s": p.overhead_s} for p in points]
     return Profile.from_dict(data, origin=f"under load, {len(points)} live runs")
+
+
+LEVEL_EPISODE_SD = 3.0  # a run further than this many robust sd from the others is an episode, not a level
+
+
+def host_level(points: list[LoadPoint]) -> dict:
+    """How much the host's level changes from one run to the next, beyond each run's sampling noise.
+
+    Each run's mean back-to-back service (:meth:`LoadPoint.series`, drift left in) over the least-squares
+    line against the per-replica arrival rate (the load's own effect) is its level. ``sd``: their relative
+    standard deviation, with the line's two parameters (n / (n − 2)) and the runs' mean sampling variance
+    (:meth:`LoadPoint.mean_noise`) taken out, over the runs within ``LEVEL_EPISODE_SD`` robust sd (1.4826
+    × median absolute deviation) of the median (a run beyond is an *episode*, listed: a few runs cannot
+    say how often those come); None with fewer than 4 typical runs or no variation beyond the noise.
+    A prediction from these runs may be off by that much in service time on another run: the validation
+    report turns it into a band (:func:`simulator.validate.harness.evaluate`).
+    """
+    out: dict = {"runs": len(points), "sd": None}
+    if len(points) < 4:
+        return out | {"reason": "fewer than 4 runs"}
+    levels = np.array(levels_against(points, points))
+    med = float(np.median(levels))
+    robust = 1.4826 * float(np.median(np.abs(levels - med)))
+    typical = np.abs(levels - med) <= LEVEL_EPISODE_SD * robust if robust > 0 else np.ones(levels.size, bool)
+    n = int(typical.sum())
+    out["episodes"] = [round(float(v), 4) for v in levels[~typical]]
+    if n < 4:
+        return out | {"reason": "fewer than 4 typical runs"}
+    noise = float(np.mean([p.mean_noise() for p, ok in zip(points, typical) if ok]))
+    raw = float(np.mean(np.square(levels[typical] - levels[typical].mean()))) * n / (n - 2)
+    out |= {"raw_sd": round(math.sqrt(raw), 5), "noise_sd": round(math.sqrt(noise), 5)}
+    if raw <= noise:
+        return out | {"reason": "no variation beyond the runs' sampling noise"}
+    return out | {"sd": round(math.sqrt(raw - noise), 5)}
+
+
+def levels_against(calibration: list[LoadPoint], runs: list[LoadPoint]) -> list[float]:
+    """Each of ``runs``' mean service time over the ``calibration`` runs' least-squares line against the
+    per-replica arrival rate, minus 1: how much slower (> 0) or faster the host was in that run than the
+    calibration says at its load. Every run is deflated by the calibration runs' pooled warm-up table
+    (:func:`fit_warmup`) with its drift left in, as the under-load profile's samples are."""
+    table = fit_warmup(calibration)
+    cal = [refit_point(p, table).without_drift() for p in calibration]
+    rates = np.array([p.per_replica_rate for p in cal])
+    means = np.array([float(p.series().mean()) for p in cal])
+    slope, intercept = np.polyfit(rates, means, 1) if len(cal) >= 2 and np.ptp(rates) > 0 else (0.0, means.mean())
+    out = []
+    for p in runs:
+        q = refit_point(p, table).without_drift()
+        out.append(float(q.series().mean() / max(intercept + slope * q.per_replica_rate, 1e-12) - 1.0))
+    return out
 
 
 def _idle_block(table: tuple[tuple[float, ...], tuple[float, ...]]) -> dict:

@@ -37,6 +37,8 @@ from .calibration import (
     calibrated_profile,
     drift_by_scale,
     effective_batches,
+    host_level,
+    levels_against,
     load_point,
     under_load_profile,
 )
@@ -187,6 +189,7 @@ class Case:
     summary_paths: list[str] = field(default_factory=list)
     loadavg: list = field(default_factory=list)
     server: list[dict] = field(default_factory=list)
+    host_levels: list[float] = field(default_factory=list)  # each measured run over the calibration line, − 1
 
     def measured_mean(self, metric: str) -> float:
         vals = [m[metric] for m in self.measured if m.get(metric) is not None]
@@ -248,6 +251,7 @@ class Case:
                    "measured_runs_ms": values, "spread_pct": spread(values),
                    "measured_run_sd_pct": run_sd_pct(values),
                    "measured_busy": _mean_of(st.get("busy_fraction") for st in self.server),
+                   "measured_level_pct": _mean_of(v * 100 for v in self.host_levels),
                    "loadavg_1min_max": max((la["end"][0] for la in self.loadavg if la and la.get("end")),
                                            default=None)}
             for model in self.predictions:
@@ -689,6 +693,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
     calibration_points: dict[int, list] = {}
     live_points: dict[int, list[LoadPoint]] = {}
     measured_points: dict[int, list[LoadPoint]] = {}
+    own_points: dict[int, list[LoadPoint]] = {}
     _say(progress, "predicting")
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -739,6 +744,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 for p in points)
             live_points.setdefault(case.replicas, []).extend(points)
             measured_points.setdefault(case.replicas, []).extend(own)
+            own_points[id(case)] = own
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
         # The same without the host drift (under_load.environment), published beside it for comparison.
@@ -752,6 +758,9 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 under_load_profile(profile, pts, **kw).save(path)
                 variant_paths[name][c] = str(path)
         for case in cases:
+            # Diagnostic: how far each measured run's host was from the calibration runs' line at its load
+            if len(live_points.get(case.replicas, [])) >= 2:
+                case.host_levels = levels_against(live_points[case.replicas], own_points[id(case)])
             for key, paths in variant_paths.items():
                 if case.replicas in paths:
                     case.predictions[key] = [
@@ -762,6 +771,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
                "calibration_points": calibration_points,
                **{f"{name}_profiles": paths for name, paths in variant_paths.items()},
+               "host_level": {c: host_level(pts) for c, pts in sorted(live_points.items())},
                "drift_by_scale": {c: _drift_scales({"calibration": live_points.get(c, []),
                                                     "measured": measured_points.get(c, [])})
                                   for c in sorted(set(live_points) | set(measured_points))},

@@ -23,8 +23,9 @@ MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated pro
                 "under_load_no_drift": "under-load profile without host drift",
                 "under_load_ordered": "under-load profile, measured order",
                 "neighbour": "next real run, measured order (diagnostic)"}
-_BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "arrival_rate", "repeats", "metric",
-                 "measured_ms", "measured_runs_ms", "spread_pct", "measured_run_sd_pct", "loadavg_1min_max")
+_BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "measured_level_pct", "arrival_rate",
+                 "repeats", "metric", "measured_ms", "measured_runs_ms", "spread_pct", "measured_run_sd_pct",
+                 "loadavg_1min_max")
 
 
 def table_rows(cases: list[Case]) -> list[dict]:
@@ -183,6 +184,7 @@ def _markdown(rows: list[dict], scores: dict[str, dict], context: dict, command:
                   "service times in their measured order, `under_load.service_order`), "
                   "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
+    lines += _host_level_lines(rows, context.get("host_level"))
     lines += _drift_scale_lines(context.get("drift_by_scale"))
     if context.get("calibration_points"):
         lines += ["## Calibration runs (one short live run before each measured run)", ""]
@@ -254,6 +256,39 @@ def _noise_lines(scores: dict[str, dict]) -> list[str]:
         ratios = ", ".join(_fmt(v, 2) or "n/a" for v in s["sd_ratio"].values())
         lines.append(f"| {MODEL_LABELS.get(m, m)} | {s['meet_both']} | {_fmt(s['expected_if_exact'], 1)} | "
                      f"{s['beyond_noise']} / {s['beyond_real_noise']} | {ratios} | {s['runs_needed']} |")
+    return lines + [""]
+
+
+_LEVEL_MODELS = ("under_load", "under_load_ordered")  # the profiles simulate and plan use
+
+
+def _host_level_lines(rows: list[dict], levels: dict | None) -> list[str]:
+    """Each load's measured runs against the calibration runs' load line, beside the under-load profiles'
+    errors (nothing without levels)."""
+    cells = [r for r in rows if r["metric"] == "mean" and r.get("measured_level_pct") is not None]
+    if not cells:
+        return []
+    models = [m for m in _LEVEL_MODELS if f"{m}_error_pct" in cells[0]]
+    own = "; ".join(f"C = {c}: " + (f"{v['sd'] * 100:.1f}%" if v.get("sd") is not None else "n/a")
+                    + (f" (episodes set aside: {', '.join(f'{e * 100:+.1f}%' for e in v['episodes'])})"
+                       if v.get("episodes") else "")
+                    for c, v in sorted((levels or {}).items(), key=lambda kv: int(kv[0])))
+    lines = ["## Host level: measured runs against the calibration runs", "",
+             "Each load's measured runs' mean service time (warm-up deflated, from their own server records) over "
+             "the calibration runs' least-squares line at their load, minus 1, averaged over the runs: how much "
+             "slower (> 0) or faster the host was while it was measured than the calibration said. A diagnostic, "
+             "not an input: near saturation a few percent of service time moves the queue a lot, so a miss in the "
+             "direction of the level is the host changing between runs, which no earlier measurement foresees. "
+             "The calibration runs' own level sd beyond their sampling noise: " + (own or "n/a") + ".", "",
+             "| C | ρ | measured level % | " + " | ".join(f"{MODEL_LABELS.get(m, m)}: error mean / p99 %"
+                                                     for m in models) + " |",
+             "|---|---|---|" + "---|" * len(models)]
+    p99 = {(r["replicas"], r["utilization"]): r for r in rows if r["metric"] == "p99"}
+    for r in cells:
+        errs = [f"{_fmt(r[f'{m}_error_pct'], 1)} / {_fmt(p99[(r['replicas'], r['utilization'])][f'{m}_error_pct'], 1)}"
+                for m in models]
+        lines.append(f"| {r['replicas']} | {_fmt(r['utilization'], 2)} | {r['measured_level_pct']:+.1f} | "
+                     + " | ".join(errs) + " |")
     return lines + [""]
 
 

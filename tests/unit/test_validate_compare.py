@@ -139,3 +139,19 @@ def test_load_point_overhead_and_slowdown():
     # LoadGen faster than the server's own clock: the overhead is clamped at 0 and the raw value kept
     q = load_point(r, loadgen_mean_latency_s=sojourn - 0.001, arrival_rate=100.0, replicas=2, utilization=0.5)
     assert q.overhead_s == 0.0 and q.meta["overhead_raw_s"] < 0
+
+
+def test_the_host_level_section_sets_each_loads_level_beside_the_under_load_errors():
+    from simulator.validate.report import _host_level_lines
+
+    def row(metric, err):
+        return {"replicas": 1, "utilization": 0.7, "metric": metric, "measured_level_pct": 6.9,
+                "under_load_error_pct": err, "calibrated_error_pct": 1.0}
+
+    lines = _host_level_lines([row("mean", -10.3), row("p99", -25.2)],
+                              {1: {"sd": 0.016, "episodes": [-0.03]}, 2: {"sd": None}})
+    text = "\n".join(lines)
+    assert "C = 1: 1.6% (episodes set aside: -3.0%); C = 2: n/a" in text
+    assert "| 1 | 0.70 | +6.9 | -10.3 / -25.2 |" in text
+    assert "calibrated" not in text.split("| C |")[1]  # only the profiles simulate and plan use
+    assert _host_level_lines([{"metric": "mean", "measured_level_pct": None}], None) == []
