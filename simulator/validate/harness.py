@@ -693,7 +693,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
     calibration_points: dict[int, list] = {}
     live_points: dict[int, list[LoadPoint]] = {}
     measured_points: dict[int, list[LoadPoint]] = {}
-    own_points: dict[int, list[LoadPoint]] = {}
+    own_points: dict[tuple[int, float | None], list[LoadPoint]] = {}  # each load's measured runs
     _say(progress, "predicting")
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -744,7 +744,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 for p in points)
             live_points.setdefault(case.replicas, []).extend(points)
             measured_points.setdefault(case.replicas, []).extend(own)
-            own_points[id(case)] = own
+            own_points[(case.replicas, case.utilization)] = own
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
         # The same without the host drift (under_load.environment), published beside it for comparison.
@@ -760,7 +760,8 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
         for case in cases:
             # Diagnostic: how far each measured run's host was from the calibration runs' line at its load
             if len(live_points.get(case.replicas, [])) >= 2:
-                case.host_levels = levels_against(live_points[case.replicas], own_points[id(case)])
+                case.host_levels = levels_against(live_points[case.replicas],
+                                                  own_points[(case.replicas, case.utilization)])
             for key, paths in variant_paths.items():
                 if case.replicas in paths:
                     case.predictions[key] = [
