@@ -13,8 +13,9 @@ circular block bootstrap of them (blocks of consecutive levels from random start
 correlation within a block and the marginal distribution exactly. Engines are unchanged; only the
 service variates differ.
 
-A profile may carry its samples in measured order (``under_load.service_order``, :mod:`simulator.under_load`):
-``simulate`` and ``plan`` then draw them this way by themselves. ``simulate(scenario, service_order=order)`` draws the service stream from ``order`` (an empirical, i.e.
+A profile may carry its samples in measured order (``under_load.service_order``,
+:mod:`simulator.under_load`): ``simulate`` and ``plan`` then draw them this way by themselves.
+``simulate(scenario, service_order=order)`` draws the service stream from ``order`` (an empirical, i.e.
 profile, service model only); everything else (arrivals, engines, constant delays such as a profile's
 client-side overhead, the Result) is :func:`simulator.simulate`'s own.
 """

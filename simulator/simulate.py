@@ -231,7 +231,7 @@ def _analytic_model(scenario: Scenario, model: ServiceModel):
     if model.has_environment:
         reasons.append("host environment drift (the profile's under_load.environment)")
     if is_ordered(model):
-        reasons.append("service times in measured order (the profile's under_load.service_order)")
+        reasons.append("service times in measured order (a service order or the profile's under_load.service_order)")
     if a.process not in ("poisson", "gamma"):
         reasons.append(f"{a.process} arrivals")
     if scenario.cache.enabled and a.process == "trace":
@@ -408,9 +408,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
     full = scenario
     scenario, shift, delay_notes = split_constant_delays(scenario)
     model = make_service_model(scenario)
-    if service_order is not None:
-        if engine == "analytic":
-            raise InputError("engine analytic has no service order: measured order is simulated only")
+    if service_order is not None:  # the analytic engine refuses it with its other reasons (_analytic_model)
         model = ordered_model(model, service_order)
     trace = load_trace(scenario.arrivals.trace) if scenario.arrivals.process == "trace" else None
     if engine == "analytic":

@@ -266,9 +266,13 @@ def load_point(records: ServerRecords, loadgen_mean_latency_s: float, arrival_ra
     return refit_point(point, fit_warmup([point]))
 
 
-def refit_point(point: LoadPoint, table: tuple[tuple[float, ...], tuple[float, ...]]) -> LoadPoint:
-    """``point`` with the warm-up ``table`` and its host drift fitted anew on the samples it deflates."""
+def refit_point(point: LoadPoint, table: tuple[tuple[float, ...], tuple[float, ...]],
+                drift: bool = True) -> LoadPoint:
+    """``point`` with the warm-up ``table`` and its host drift fitted anew on the samples it deflates
+    (``drift`` False: none, the drift left in the samples, :meth:`LoadPoint.without_drift`)."""
     point = replace(point, warmup=table, env_rows=np.zeros(0))
+    if not drift:
+        return point.without_drift()
     env, rows = fit_environment(point, ENV_WINDOW_S)
     return replace(point, environment=env, env_rows=rows)
 
@@ -547,9 +551,7 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Tru
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
     table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
-    points = [refit_point(p, table) for p in points]
-    if not drift or ordered:
-        points = [p.without_drift() for p in points]
+    points = [refit_point(p, table, drift=drift and not ordered) for p in points]
     rates = np.array([p.per_replica_rate for p in points])
     means = np.array([p.mean() for p in points])
     ref = points[int(np.argsort(rates)[len(rates) // 2])]
@@ -607,8 +609,8 @@ def host_level(points: list[LoadPoint]) -> dict:
     (:meth:`LoadPoint.mean_noise`) taken out, over the runs within ``LEVEL_EPISODE_SD`` robust sd (1.4826
     × median absolute deviation) of the median (a run beyond is an *episode*, listed: a few runs cannot
     say how often those come); None with fewer than 4 typical runs or no variation beyond the noise.
-    A prediction from these runs may be off by that much in service time on another run: the validation
-    report turns it into a band (:func:`simulator.validate.harness.evaluate`).
+    A prediction from these runs may be off by that much in service time on another run; the validation
+    report states it beside each load's measured level (:func:`levels_against`).
     """
     out: dict = {"runs": len(points), "sd": None}
     if len(points) < 4:
@@ -635,13 +637,13 @@ def levels_against(calibration: list[LoadPoint], runs: list[LoadPoint]) -> list[
     calibration says at its load. Every run is deflated by the calibration runs' pooled warm-up table
     (:func:`fit_warmup`) with its drift left in, as the under-load profile's samples are."""
     table = fit_warmup(calibration)
-    cal = [refit_point(p, table).without_drift() for p in calibration]
+    cal = [refit_point(p, table, drift=False) for p in calibration]
     rates = np.array([p.per_replica_rate for p in cal])
     means = np.array([float(p.series().mean()) for p in cal])
     slope, intercept = np.polyfit(rates, means, 1) if len(cal) >= 2 and np.ptp(rates) > 0 else (0.0, means.mean())
     out = []
     for p in runs:
-        q = refit_point(p, table).without_drift()
+        q = refit_point(p, table, drift=False)
         out.append(float(q.series().mean() / max(intercept + slope * q.per_replica_rate, 1e-12) - 1.0))
     return out
 

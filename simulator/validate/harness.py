@@ -692,8 +692,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
     cal_dir.mkdir(exist_ok=True)
     calibration_points: dict[int, list] = {}
     live_points: dict[int, list[LoadPoint]] = {}
-    measured_points: dict[int, list[LoadPoint]] = {}
-    own_points: dict[tuple[int, float | None], list[LoadPoint]] = {}  # each load's measured runs
+    measured_points: dict[int, list[LoadPoint]] = {}  # every measured run, in case order
     _say(progress, "predicting")
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
@@ -744,7 +743,6 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 for p in points)
             live_points.setdefault(case.replicas, []).extend(points)
             measured_points.setdefault(case.replicas, []).extend(own)
-            own_points[(case.replicas, case.utilization)] = own
         # One profile per replica count from every calibration run at every load: the model that
         # `simulate --profile` and `plan` use (service times under load, load factors, client overhead).
         # The same without the host drift (under_load.environment), published beside it for comparison.
@@ -757,11 +755,15 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 path = cal_dir / f"{name}_C{c}_b{config.batch_size}.json"
                 under_load_profile(profile, pts, **kw).save(path)
                 variant_paths[name][c] = str(path)
+        # Diagnostic: how far each measured run's host was from the calibration runs' line at its load (one
+        # line per replica count; measured_points holds the runs in case order, so they are dealt back)
+        for c, pts in live_points.items():
+            if len(pts) >= 2:
+                levels = iter(levels_against(pts, measured_points[c]))
+                for case in cases:
+                    if case.replicas == c:
+                        case.host_levels = [next(levels) for _ in case.arrival_rates]
         for case in cases:
-            # Diagnostic: how far each measured run's host was from the calibration runs' line at its load
-            if len(live_points.get(case.replicas, [])) >= 2:
-                case.host_levels = levels_against(live_points[case.replicas],
-                                                  own_points[(case.replicas, case.utilization)])
             for key, paths in variant_paths.items():
                 if case.replicas in paths:
                     case.predictions[key] = [

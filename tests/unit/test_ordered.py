@@ -98,7 +98,7 @@ def test_a_service_order_needs_a_simulated_profile_model(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(make_profile_dict({1: series})))
     order = ServiceOrder.from_series(series)
-    with pytest.raises(InputError, match="analytic"):
+    with pytest.raises(InputError, match="no closed form covers this scenario: service times in measured order"):
         simulate(Scenario(arrivals=Arrivals(rate=100.0), service=Service(profile=str(path))), engine="analytic",
                  service_order=order)
     with pytest.raises(InputError, match="empirical"):
