@@ -83,6 +83,10 @@ class Service:
     contention: str = _help("none | shared | auto. none: each replica is its own instance. shared: the "
                             "replicas are workers on ONE host and slow each other down by the profile's "
                             "concurrency sweep. auto: shared when the profile has a sweep", "none")
+    host_level: float = _help("multiplier on every service time: the host this much slower (> 1) or faster "
+                              "(< 1) than where the profile was measured. A shared host's level moves between "
+                              "runs (a profile's under_load.host_level says by how much); simulate shows the "
+                              "band it spans, plan can require the SLO at a slow level", 1.0)
 
     def __post_init__(self):
         check_choice("service_dist", self.dist, SERVICE_DISTS)
@@ -95,6 +99,10 @@ class Service:
             raise InputError("give either a profile or a parametric service time, not both")
         if self.mean_s is not None and self.batch_time is not None:
             raise InputError("give either a mean service time or a batch time (a + b*n), not both")
+        if isinstance(self.host_level, bool) or not isinstance(self.host_level, (int, float)) \
+                or not (math.isfinite(self.host_level) and 0.1 <= self.host_level <= 10):
+            raise InputError(f"host_level must be a number from 0.1 to 10 (a multiplier on service times), "
+                             f"got {self.host_level!r}")
         if self.mean_s is not None:
             check_positive("service_time", self.mean_s)
         if self.cv is not None:
@@ -292,7 +300,8 @@ def _ms_value(name: str, v):
 def _service_from(table: dict, section: str) -> Service:
     return Service(**_take(table, section, {
         "profile": "profile", "service_time_ms": "mean_s", "cv": "cv", "dist": "dist",
-        "batch_time_ms": "batch_time", "contention": "contention"}))
+        "batch_time_ms": "batch_time", "contention": "contention",
+        "host_level": "host_level"}))
 
 
 def load_scenario(path: str | Path, **overrides) -> Scenario:

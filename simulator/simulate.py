@@ -29,7 +29,8 @@ from .validation import check_choice, check_integer
 from .variates import draw_variates, streams
 from .workload import load_trace, mean_rate
 
-__all__ = ["ENGINES", "analytic_reference", "make_service_model", "simulate", "split_constant_delays", "stability"]
+__all__ = ["ENGINES", "HostBand", "analytic_reference", "host_level_band", "make_service_model", "simulate",
+           "split_constant_delays", "stability"]
 
 ENGINES = ("auto", "simpy", "fast", "analytic")
 SIMPY_MAX_REQUESTS = 2_000_000   # per replication: above it only the streaming fast engine runs
@@ -62,6 +63,8 @@ def make_service_model(scenario: Scenario, service: Service | None = None) -> Se
     else:
         model = ServiceModel.parametric(svc.mean_s, svc.effective_cv, svc.dist, batch_time=svc.batch_time,
                                         max_batch=big_b)
+    if svc.host_level != 1.0:
+        model = scale_model(model, svc.host_level, f"the host level {svc.host_level:g} (service.host_level)")
     if svc.contention == "none" or (svc.contention == "auto" and not has_sweep):
         if np.any(model.slowdown != 1.0):
             model = model.with_slowdown(np.ones(2))
@@ -523,3 +526,53 @@ def _analytic_result(scenario, model, lam, offered, seed, notes) -> Result:
                   offered_load=offered, analytic=fig, seed=seed,
                   notes=[*notes, f"{fig['model']}: {fig['method']}"
                          + ("" if fig["exact"] else " (approximation)"), *fig["notes"]])
+
+
+# -- how sure: the host's level -----------------------------------------------------------------------
+HOST_BAND_SD = 2.0  # the band spans the host levels 1 ± 2 sd: about 95 % of runs if the level is normal
+
+
+@dataclass(frozen=True)
+class HostBand:
+    """The scenario predicted at a slow and a fast host level (:func:`host_level_band`).
+
+    ``sd``, ``run_s``, ``runs``: the profile's ``under_load.host_level`` (relative sd of the host's mean
+    speed between runs of ``run_s`` seconds, over ``runs`` runs); ``levels``: the multipliers on service
+    time simulated (the scenario's own host level times 1 ∓ z·sd); ``low``, ``high``: their Results (the
+    slow one may be unstable: the host at that level cannot carry the load).
+    """
+
+    sd: float
+    run_s: float
+    runs: int
+    z: float
+    levels: tuple[float, float]
+    low: Result
+    high: Result
+
+    def to_dict(self) -> dict:
+        return {"sd": self.sd, "run_s": self.run_s, "runs": self.runs, "z": self.z, "levels": list(self.levels),
+                "fast": self.low.to_dict(), "slow": self.high.to_dict()}
+
+
+def host_level_band(scenario: Scenario, engine: str = "auto", z: float = HOST_BAND_SD, seed: int | None = None,
+                    progress=None) -> HostBand | None:
+    """The scenario at host levels 1 − z·sd and 1 + z·sd of its profile's ``under_load.host_level``.
+
+    Near capacity the latency is steep in the service time (the wait grows like ρ/(1 − ρ)), so a host a
+    few percent slower than on the day it was profiled is tens of percent in p99: this band says how far a
+    prediction can move for that reason alone, beside the simulation's own confidence interval (which is
+    about the model, not the host). None when the scenario's service has no profile or its profile does
+    not say how its host's level varies (sd 0 or absent).
+    """
+    svc = scenario.service
+    if svc is None or svc.profile is None or scenario.pools:
+        return None
+    under = load_profile_cached(svc.profile).under_load
+    if under is None or not under.host_level_sd > 0:
+        return None
+    sd = under.host_level_sd
+    levels = tuple(float(np.clip(svc.host_level * (1.0 + k * z * sd), 0.1, 10.0)) for k in (-1, 1))
+    low, high = (simulate(replace(scenario, service=replace(svc, host_level=level)), engine=engine, seed=seed,
+                          progress=progress) for level in levels)
+    return HostBand(sd, under.host_level_run_s, under.host_level_runs, z, levels, low, high)

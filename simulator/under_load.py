@@ -18,6 +18,7 @@ latency that never occupies a worker. The validation harness measures these insi
         "environment": {                     # host speed drift: a factor per window of time
             "window_s": 0.25, "factors": [0.93, 0.97, 1.0, 1.02, 1.31]},
         "service_order": {"block": 240},     # or: the samples are in measured order (drift kept in them)
+        "host_level": {"sd": 0.016, "run_s": 20.0, "runs": 9},  # the host's level between runs
         "measured": "how and where"          # free text, kept for the record
     }
 
@@ -49,6 +50,12 @@ latency that never occupies a worker. The validation harness measures these insi
   slow stretches keep the length and the sequence they had. On the validation host slow stretches last
   seconds, longer than the 0.25-s windows of ``environment`` resolve independently, and the measured
   order predicted C = 2 tails that the windows under-predicted by 14-38 % (see reports/validation).
+* ``host_level`` (not a law the engines apply, a statement of how sure a prediction is): a shared host's
+  mean speed moves from one run of ``run_s`` seconds to the next by a relative standard deviation
+  ``sd`` (measured over ``runs`` calibration runs, beyond their sampling noise). Near capacity a few
+  percent in service time is tens of percent in latency (the wait grows like ρ/(1 − ρ)), so ``simulate``
+  shows the band that the host levels 1 ± 2·sd span, and ``plan --host-margin Z`` requires the SLO at
+  level 1 + Z·sd (:attr:`simulator.scenario.Service.host_level`).
 
 A profile without the block behaves exactly as before.
 """
@@ -81,6 +88,9 @@ class UnderLoad:
     env_window_s: float = 0.0
     env_factors: tuple[float, ...] = ()
     order_block: int = 0  # > 0: samples in measured order, drawn in blocks of this many (service_order)
+    host_level_sd: float = 0.0  # relative sd of the host's level between runs of host_level_run_s (0: unknown)
+    host_level_run_s: float = 0.0
+    host_level_runs: int = 0
 
     def factor(self, per_replica_rate: float | None) -> float:
         """Service-time multiplier at ``per_replica_rate`` (1.0 without load factors or rate)."""
@@ -132,6 +142,9 @@ class UnderLoad:
             out["environment"] = {"window_s": self.env_window_s, "factors": list(self.env_factors)}
         if self.order_block:
             out["service_order"] = {"block": self.order_block}
+        if self.host_level_run_s:
+            out["host_level"] = {"sd": self.host_level_sd, "run_s": self.host_level_run_s,
+                                 "runs": self.host_level_runs}
         if self.measured:
             out["measured"] = self.measured
         return out
@@ -151,7 +164,8 @@ def parse_under_load(raw: object, where: str) -> UnderLoad | None:
         return None
     if not isinstance(raw, dict):
         raise ProfileError(f"{where}: under_load must be an object, got {type(raw).__name__}")
-    known = ("client_overhead_s", "load_factors", "idle_factors", "environment", "service_order", "measured")
+    known = ("client_overhead_s", "load_factors", "idle_factors", "environment", "service_order", "host_level",
+             "measured")
     unknown = set(raw) - set(known)
     if unknown:
         raise ProfileError(f"{where}: under_load has unknown field(s) {', '.join(sorted(unknown))}; "
@@ -167,7 +181,25 @@ def parse_under_load(raw: object, where: str) -> UnderLoad | None:
     if block and env:
         raise ProfileError(f"{where}: under_load.environment and under_load.service_order both carry the host's "
                            "drift; give one of them")
-    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors, window, env, block)
+    level = _host_level(raw.get("host_level"), where)
+    return UnderLoad(overhead, rates, factors, measured, idle_s, idle_factors, window, env, block, *level)
+
+
+def _host_level(raw: object, where: str) -> tuple[float, float, int]:
+    """The ``host_level`` block: (sd in [0, 1), run_s > 0, runs >= 2); (0, 0, 0) when absent."""
+    if raw is None:
+        return 0.0, 0.0, 0
+    if not isinstance(raw, dict) or set(raw) != {"sd", "run_s", "runs"}:
+        raise ProfileError(f"{where}: under_load.host_level must be {{\"sd\": S, \"run_s\": T, \"runs\": N}} "
+                           f"(relative sd of the host's level between runs of T seconds, over N runs), got {raw!r}")
+    sd = _number(raw["sd"], "host_level.sd", where, positive=False)
+    if sd >= 1:
+        raise ProfileError(f"{where}: under_load.host_level.sd must be a relative sd below 1, got {sd!r}")
+    run_s = _number(raw["run_s"], "host_level.run_s", where, positive=True)
+    runs = raw["runs"]
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
+        raise ProfileError(f"{where}: under_load.host_level.runs must be an integer >= 2, got {runs!r}")
+    return sd, run_s, runs
 
 
 def _service_order(raw: object, where: str) -> int:
@@ -210,11 +242,13 @@ def _table(raw: dict, name: str, key: str, where: str) -> tuple[tuple[float, ...
     return tuple(xs), tuple(fs)
 
 
-def scale_model(model, factor: float):
+def scale_model(model, factor: float,
+                why: str = "the profile's under-load factor at this per-replica arrival rate"):
     """``model`` (a :class:`~simulator.service.ServiceModel`) with every service time multiplied by
-    ``factor``: the means and the empirical scales, so that both engines read the scaled times."""
+    ``factor``: the means and the empirical scales, so that both engines read the scaled times. ``why``
+    goes into the model's notes."""
     if factor == 1.0:
         return model
-    note = f"service times x {factor:.4f}: the profile's under-load factor at this per-replica arrival rate"
+    note = f"service times x {factor:.4f}: {why}"
     return replace(model, means=model.means * factor, emp_scale=model.emp_scale * factor,
                    notes=tuple(model.notes) + (note,))

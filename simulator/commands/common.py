@@ -96,6 +96,9 @@ def add_service_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--contention", choices=CONTENTION, help="shared: the replicas are workers on one host and slow each other down by the "
                    "profile's concurrency sweep; none (default): separate instances; auto: shared when "
                    "the profile has a sweep")
+    g.add_argument("--host-level", type=float, metavar="F",
+                   help="service times x F: the host this much slower (> 1) or faster (< 1) than where the "
+                        "profile was measured (default 1)")
     s = p.add_argument_group("system")
     s.add_argument("--replicas", type=int, help="replicas (servers) behind one FCFS queue")
     s.add_argument("--batch-size", type=int, help="max batch size (dynamic batching)")
@@ -176,6 +179,11 @@ def scenario_from_args(args: argparse.Namespace, rate: float | None) -> Scenario
         service = Service(profile=str(default_profile_path()), contention=args.contention or "none")
     elif args.contention and service.contention != args.contention:
         service = replace(service, contention=args.contention)
+    if getattr(args, "host_level", None) is not None:
+        if base is not None and base.pools:
+            raise InputError("--host-level sets the [service]'s level; a scenario with pools sets host_level "
+                             "in each pool's service")
+        service = replace(service, host_level=args.host_level)
 
     replicas = args.replicas if args.replicas is not None else (
         base.replicas if base else (DEFAULT_REPLICAS if is_default else 1))

@@ -83,6 +83,9 @@ def add_parser(sub) -> None:
     r.add_argument("--workers", type=int, help="run on a local Dask cluster of N worker processes")
     r.add_argument("--security-file", help="TOML with tls_ca_file, tls_client_cert, tls_client_key "
                    "(default for tls://: Dask's own configuration)")
+    p.add_argument("--host-margin", type=float, metavar="Z", default=0.0,
+                   help="judge the SLO on a host Z standard deviations slower than profiled (the sd a profile "
+                        "measured under load carries in under_load.host_level; default 0)")
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     p.add_argument("--output", metavar="FILE", help="also write the JSON plan to FILE (atomically)")
     add_service_flags(p)
@@ -99,6 +102,9 @@ def run(args) -> int:
     if len(rates) != 1:
         raise InputError(f"plan takes one arrival rate, got {args.arrival_rate!r}")
     parse_slo(args.slo)
+    if args.host_level is not None:
+        raise InputError("plan takes --host-margin Z (standard deviations of each profile's measured host "
+                         "level), not --host-level")
     for flag, value in (("--replicas", args.replicas), ("--queue-limit", args.queue_limit),
                         ("--request-timeout-ms", args.request_timeout_ms), ("--scenario", args.scenario)):
         if value is not None:
@@ -130,7 +136,7 @@ def run(args) -> int:
                   engine=args.engine, requests=args.requests, replications=args.replications, seed=args.seed,
                   diurnal_amplitude=args.diurnal_amplitude, arrivals=arrivals, prune=not args.exhaustive, mixed=args.mixed,
                   min_top1_agreement=args.min_top1_agreement, measured_batches_only=default_batching,
-                  scheduler=args.scheduler,
+                  scheduler=args.scheduler, host_margin=args.host_margin,
                   workers=args.workers, security_file=args.security_file,
                   command=["simulator", "plan", *sys.argv[2:]] if sys.argv[1:2] == ["plan"] else None)
     doc = result.to_dict()
@@ -271,6 +277,14 @@ def format_plan(doc: dict) -> str:
         else:
             lines += ["", "mixed fleets: nothing to try (the recommendation has one replica, or no other "
                           "hardware meets the SLO on its own)"]
+    hm = doc["search"].get("host_margin")
+    if hm:
+        lines += ["", f"host margin: the SLO judged on a host {hm['z']:g} sd slower than profiled: "
+                      + ("; ".join(f"{k} service x {v['level']:.4f} (sd {v['sd'] * 100:.1f}% between "
+                                    f"{v['run_s']:g}-s runs)" for k, v in hm["levels"].items()) or "no profile says")]
+        if hm["not_measured"]:
+            lines.append("  no host level measured (planned at the profile's own level): "
+                         + ", ".join(hm["not_measured"]))
     ev = doc["evaluations"]
     lines += ["", f"{doc['configurations']} configurations ({doc['configurations_searched']} searched, "
                   f"{doc['configurations_pruned']} pruned by the proved lower bound); "

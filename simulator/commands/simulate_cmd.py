@@ -24,11 +24,14 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", metavar="FILE", help="latency-vs-load plot (PNG or SVG) of a sweep")
     p.add_argument("--slo", help="SLO line on the plot and a pass/fail column, e.g. p99=50ms")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-host-band", action="store_true",
+                   help="skip the host-level band (a profile whose under_load.host_level says how much its "
+                        "host's speed moves between runs is also simulated at 1 -/+ 2 sd of it)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    from ..simulate import simulate  # heavy imports only once the flags are known good
+    from ..simulate import host_level_band, simulate  # heavy imports only once the flags are known good
 
     rates = parse_rates(args.arrival_rate)
     slo = parse_slo(args.slo) if args.slo else None
@@ -38,20 +41,24 @@ def run(args) -> int:
     scenarios = [scenario_from_args(args, r) for r in rates]
     progress = _progress(len(scenarios), args)
     results: list[Result] = []
+    bands = []
     for sc in scenarios:
         results.append(simulate(sc, engine=args.engine, progress=progress))
+        bands.append(host_level_band(sc, engine=args.engine, progress=progress)
+                     if results[-1].stable and not args.no_host_band else None)
     if progress is not None:
         progress.close()
     if args.plot:
         _plot(results, slo, args.plot)
     if args.json:
-        payload = results[0].to_dict() if len(results) == 1 else {"sweep": [r.to_dict() for r in results]}
+        docs = [r.to_dict() | ({"host_band": b.to_dict()} if b is not None else {}) for r, b in zip(results, bands)]
+        payload = docs[0] if len(docs) == 1 else {"sweep": docs}
         print(json.dumps(payload, indent=1, allow_nan=False))
     elif len(results) > 1 or results[0].stable:
-        for i, (sc, res) in enumerate(zip(scenarios, results)):
+        for i, (sc, res, band) in enumerate(zip(scenarios, results, bands)):
             if i:
                 print()
-            print(format_result(sc, res, slo))
+            print(format_result(sc, res, slo, band))
     if len(results) == 1 and not results[0].stable:
         # One rate that the system cannot carry is a user error: a verdict, exit status 2.
         raise InputError(results[0].verdict)
@@ -74,8 +81,9 @@ def _fmt(x, digits=3) -> str:
     return f"{x:.{digits}f}" if abs(x) < 1e5 else f"{x:.4g}"
 
 
-def format_result(scenario, res: Result, slo=None) -> str:
-    """The human table of one result: simulated figures with CI, analytic figures beside them."""
+def format_result(scenario, res: Result, slo=None, band=None) -> str:
+    """The human table of one result: simulated figures with CI, analytic figures beside them, and the
+    host-level band (:func:`simulator.simulate.host_level_band`) when there is one."""
     svc = scenario.service
     what = svc.profile if svc and svc.profile else (
         f"{svc.dist} service, mean {svc.mean_s * 1e3:g} ms" if svc and svc.mean_s else "pools")
@@ -125,9 +133,34 @@ def format_result(scenario, res: Result, slo=None) -> str:
         if ci:
             verdict = "MEETS" if ci[1] <= limit * 1e3 else "MISSES"
             lines.append(f"SLO {key} <= {limit * 1e3:g} ms: {verdict} (upper 95% bound {ci[1]:.3f} ms)")
+    if band is not None:
+        lines += _band_lines(band, slo)
     for note in res.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _band_lines(band, slo) -> list[str]:
+    """How far the prediction moves when the host runs at its measured slow and fast levels."""
+    lo, hi = band.levels
+    lines = [f"host level: the profile's host moved by sd {band.sd * 100:.1f}% between {band.run_s:g}-s runs "
+             f"({band.runs} runs); at {band.z:g} sd either side (service x {lo:.3f} .. x {hi:.3f}):"]
+    if not band.high.stable:
+        lines.append(f"  UNSTABLE at x {hi:.3f}: {band.high.verdict}")
+    keys = [k for k in ("mean", "p50", "p90", "p99") if band.low.latency_ms.get(k) is not None]
+    if band.high.stable:
+        lines.append("  " + " | ".join(f"{k} {_fmt(band.low.latency_ms[k])} .. {_fmt(band.high.latency_ms.get(k))} ms"
+                                       for k in keys))
+    else:
+        lines.append("  fast host: " + " | ".join(f"{k} {_fmt(band.low.latency_ms[k])} ms" for k in keys))
+    if slo is not None and band.high.stable:
+        key = _slo_key(slo[0])
+        ci = band.high.latency_ms_ci95.get(key)
+        if ci:
+            verdict = "MEETS" if ci[1] <= slo[1] * 1e3 else "MISSES"
+            lines.append(f"  SLO {key} <= {slo[1] * 1e3:g} ms on the slow host: {verdict} "
+                         f"(upper 95% bound {ci[1]:.3f} ms)")
+    return lines
 
 
 def _warmup_text(warmup: dict) -> str:

@@ -1,7 +1,7 @@
 """``simulator validate``: predicted latency against a real server under MLPerf LoadGen.
 
     simulator validate MODEL --replicas 1,2 --utilizations 0.5,0.7,0.85 [--batch-size B
-                       --batch-timeout-ms T] [--repeats 3] [--duration-s 20] [--calibration-s 5]
+                       --batch-timeout-ms T] [--repeats 3] [--duration-s 20] [--calibration-s 20]
                        [--server process|thread] [--profile P] [--output reports/validation/]
     simulator validate --loadgen-summary mlperf_log_summary.txt [...] --profile P --replicas C
                        [--batch-size B --batch-timeout-ms T] [--overhead-ms X] [--output DIR]
@@ -49,10 +49,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="real runs per load (default 3)")
     p.add_argument("--duration-s", type=float, default=20.0, help="LoadGen min_duration per run (s, default 20)")
     p.add_argument("--min-queries", type=int, default=100, help="LoadGen min_query_count (default 100)")
-    p.add_argument("--calibration-s", type=float, default=5.0,
-                   help="short live runs (s, default 5): two per load that find the rate giving utilization "
-                        "rho, and one before each measured run that measures service times under load "
-                        "(0 = nominal rates, isolated profile only)")
+    p.add_argument("--calibration-s", type=float, default=None,
+                   help="live calibration runs (s, default: as long as --duration-s): two per load that find "
+                        "the rate giving utilization rho, and one before each measured run that measures "
+                        "service times under load (0 = nominal rates, isolated profile only). As long as the "
+                        "measured runs predicted best: their slow stretches last seconds")
     p.add_argument("--profile", metavar="PATH", help="profile JSON: skip profiling (live) / the profile to "
                                                      "predict with (--loadgen-summary)")
     p.add_argument("--profile-seconds", type=float, default=5.0, help="profiling budget per point (s, default 5)")
@@ -108,6 +109,11 @@ def _ints(name: str, text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _calibration_s(args: argparse.Namespace) -> float:
+    """``--calibration-s``, by default as long as ``--duration-s``."""
+    return args.calibration_s if args.calibration_s is not None else args.duration_s
+
+
 def _command(args: argparse.Namespace) -> str:
     """The canonical command line that reproduces this run."""
     if args.reevaluate:
@@ -120,7 +126,7 @@ def _command(args: argparse.Namespace) -> str:
     else:
         parts = ["simulator", "validate", args.model, "--replicas", args.replicas, "--utilizations",
                  args.utilizations, "--repeats", str(args.repeats), "--duration-s", f"{args.duration_s:g}",
-                 "--calibration-s", f"{args.calibration_s:g}"]
+                 "--calibration-s", f"{_calibration_s(args):g}"]
         if args.profile:
             parts += ["--profile", args.profile]
         if args.min_queries != 100:
@@ -234,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         config = ValidationConfig(
             args.model, replicas=replicas, utilizations=_floats("utilizations", args.utilizations),
             batch_size=args.batch_size, batch_timeout_s=args.batch_timeout_ms * 1e-3, repeats=args.repeats,
-            duration_s=args.duration_s, calibration_s=args.calibration_s,
+            duration_s=args.duration_s, calibration_s=_calibration_s(args),
             profile=args.profile, profile_seconds=args.profile_seconds, min_query_count=args.min_queries,
             seed=args.seed, sim_requests=sim_requests, sim_replications=sim_replications,
             engine=args.engine, server=args.server, keep_records=args.keep_records)
@@ -266,12 +272,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _profile_lines(context: dict) -> list[str]:
-    """Which under-load profile to use, and the other one. The measured-order profile needs calibration
-    runs as long as the runs to predict (slow stretches last seconds): with them it met 17 and 17 of 24
-    cells against 14 and 14 for drift windows (campaigns K, L); with 5-s runs 13 and 16 against 16 and 15
-    (I, J)."""
-    cfg = context.get("config") or {}
-    long_runs = cfg.get("calibration_s", 0.0) >= cfg.get("duration_s", math.inf)
+    """Which under-load profile to use (``recommended_variant``, see
+    :func:`~simulator.validate.harness.recommended_variant`), and the other one."""
+    long_runs = context.get("recommended_variant") == "under_load_ordered"
     ordered = sorted((context.get("under_load_ordered_profiles") or {}).items())
     windows = sorted((context.get("under_load_profiles") or {}).items())
     use, other = (ordered, windows) if long_runs else (windows, ordered)

@@ -99,18 +99,19 @@ class ServiceSpec:
     method: str = ""
     accuracy: dict | None = field(default=None, compare=False)
     measured_batch_sizes: tuple[int, ...] | None = field(default=None, compare=False)
+    host_level: float = 1.0  # multiplier on every service time (plan --host-margin: a slow host level)
 
     def service(self) -> Service:
         """The scenario Service of one replica. Replicas are separate instances: no shared-host contention."""
         if self.profile_path is not None:
-            return Service(profile=self.profile_path, contention="none")
+            return Service(profile=self.profile_path, contention="none", host_level=self.host_level)
         return Service(mean_s=None if self.batch_time_s else self.mean_s, cv=self.cv, dist=self.dist,
-                       batch_time=self.batch_time_s, contention="none")
+                       batch_time=self.batch_time_s, contention="none", host_level=self.host_level)
 
     def service_flags(self) -> list[str]:
         """The ``simulate`` flags that select this service."""
         if self.profile_path is not None:
-            return ["--profile", _display_path(self.profile_path), "--contention", "none"]
+            return ["--profile", _display_path(self.profile_path), "--contention", "none", *self._level_flags()]
         flags = []
         if self.batch_time_s is not None:
             flags += ["--batch-time-ms", f"{self.batch_time_s[0] * 1e3:g},{self.batch_time_s[1] * 1e3:g}"]
@@ -119,18 +120,22 @@ class ServiceSpec:
         flags += ["--service-dist", self.dist]
         if self.cv is not None and self.dist not in ("exponential", "deterministic"):
             flags += ["--service-cv", f"{self.cv:g}"]
-        return flags
+        return flags + self._level_flags()
+
+    def _level_flags(self) -> list[str]:
+        return ["--host-level", f"{self.host_level:.6g}"] if self.host_level != 1.0 else []
 
     def provenance(self) -> dict:
         return {"model": self.model, "hardware": self.hardware, "variant": self.variant, "device": self.device,
                 "date": self.measured_at, "method": self.method, "source": self.source,
-                "citation": self.citation, "profile": self.profile_path, "accuracy": self.accuracy}
+                "citation": self.citation, "profile": self.profile_path, "accuracy": self.accuracy,
+                **({"host_level": self.host_level} if self.host_level != 1.0 else {})}
 
     def key(self) -> str:
         """A stable identifier of the service (for seeds and caches): name plus content hash."""
         h = hashlib.blake2b(digest_size=8)
         h.update(f"{self.model}|{self.hardware}|{self.variant}|{self.mean_s}|{self.cv}|{self.dist}|"
-                 f"{self.batch_time_s}".encode())
+                 f"{self.batch_time_s}|{self.host_level}".encode())
         if self.profile_text is not None:
             h.update(self.profile_text.encode())
         return h.hexdigest()

@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
+from ..profiles import load_profile_cached
 from ..result import _clean
 from ..scenario import Arrivals
 from ..validation import check_integer, check_nonnegative, check_positive, check_probability, check_quantile
@@ -96,7 +97,8 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
          diurnal_amplitude: float = 0.5, arrivals: Arrivals | None = None, capacity: bool = True,
          growth: bool = True, prune: bool = True, mixed: bool = False, min_top1_agreement: float | None = None,
          measured_batches_only: bool = False, scheduler: str | None = None, workers: int | None = None,
-         security_file: str | None = None, client=None, command: list[str] | None = None) -> PlanResult:
+         security_file: str | None = None, client=None, command: list[str] | None = None,
+         host_margin: float = 0.0) -> PlanResult:
     """Search hardware × replicas × batching × cache × variant for the cheapest configuration meeting an SLO.
 
     Parameters
@@ -144,6 +146,11 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
         (they cannot win); False searches every configuration (fuller Pareto frontier, slower).
     scheduler, workers, security_file, client
         Run the searches on Dask (see :mod:`simulator.planner.execution`); default serial.
+    host_margin : float
+        Judge every configuration on a host ``host_margin`` standard deviations slower than its profile:
+        service times × (1 + host_margin · sd), sd from the profile's ``under_load.host_level`` (how much
+        the host's speed moved between live runs). Specs whose profile did not measure it are planned at
+        their profile's level and listed in ``host_margin.not_measured``. 0 (default): no margin.
 
     Returns
     -------
@@ -168,6 +175,7 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
     percentile = settings.quantile_key  # also refuses a percentile the engines do not report
 
     specs, hw_table, catalog_path = _resolve(model, catalog, hardware, variants, service, custom_price_per_hour)
+    specs, margin_doc = _with_host_margin(specs, host_margin)
     excluded = []
     if min_top1_agreement is not None:
         floor = check_probability("min_top1_agreement", min_top1_agreement)
@@ -277,7 +285,7 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
                    "simulation_available": simulation_available(), "requests": settings.requests,
                    "replications": settings.replications, "hours_per_month": HOURS_PER_MONTH,
                    "diurnal_amplitude": amplitude, "prune": prune, "min_top1_agreement": min_top1_agreement,
-                   "excluded_variants": excluded},
+                   "excluded_variants": excluded, "host_margin": margin_doc},
         "catalog": {"path": catalog_path, "hardware": [hw_table[h].to_dict() for h in sorted(hw_table)]},
         "provenance": [s.provenance() for s in specs],
         "seed": settings.seed,
@@ -289,6 +297,26 @@ def plan(model: str | None = None, arrival_rate: float | None = None, slo="p99=5
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
+def _with_host_margin(specs: list[ServiceSpec], z: float) -> tuple[list[ServiceSpec], dict | None]:
+    """Each spec at host level 1 + z·sd of its profile's ``under_load.host_level`` (see :func:`plan`)."""
+    if isinstance(z, bool) or not isinstance(z, (int, float)) or not (math.isfinite(z) and 0 <= z <= 10):
+        raise InputError(f"host_margin must be a number of standard deviations from 0 to 10, got {z!r}")
+    if z == 0:
+        return specs, None
+    out, levels, unknown = [], {}, []
+    for s in specs:
+        under = load_profile_cached(s.profile_path).under_load if s.profile_path is not None else None
+        name = f"{s.hardware}/{s.variant}"
+        if under is None or not under.host_level_run_s:
+            unknown.append(name)
+            out.append(s)
+            continue
+        level = 1.0 + z * under.host_level_sd
+        levels[name] = {"sd": under.host_level_sd, "run_s": under.host_level_run_s, "level": round(level, 6)}
+        out.append(replace(s, host_level=level))
+    return out, {"z": z, "levels": levels, "not_measured": unknown}
+
+
 def _resolve(model, catalog, hardware, variants, service, price):
     if isinstance(hardware, str):
         hardware = [h.strip() for h in hardware.split(",") if h.strip()]

@@ -34,7 +34,7 @@ from ..analytic.mmc import mmc
 from ..errors import UnstableSystemError
 from ..profiles import Profile, load_profile_cached
 from ..service import ServiceModel
-from ..under_load import UnderLoad
+from ..under_load import UnderLoad, scale_model
 from .catalog import ServiceSpec
 
 __all__ = ["Screen", "hit_ratio", "service_model", "under_load"]
@@ -62,6 +62,7 @@ def service_model(spec: ServiceSpec, max_batch: int) -> ServiceModel:
             model = ServiceModel.parametric(spec.mean_s, spec.cv if spec.cv is not None else 1.0, spec.dist,
                                             batch_time=spec.batch_time_s, max_batch=max_batch)
         model = model.with_slowdown(np.ones(2))  # replicas are separate instances: no shared-host slow-down
+        model = scale_model(model, spec.host_level, f"the host level {spec.host_level:g} (plan --host-margin)")
         if len(_MODELS) > 256:
             _MODELS.clear()
         _MODELS[key] = model

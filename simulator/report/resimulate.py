@@ -26,7 +26,7 @@ __all__ = ["Resimulation", "ResimulationSettings", "config_args", "request_laten
 
 # Flags of ``simulate`` that describe the service (copied from the recommendation's simulate_args).
 _SERVICE_FLAGS = {"--profile": 1, "--contention": 1, "--service-time-ms": 1, "--service-dist": 1,
-                  "--service-cv": 1, "--batch-time-ms": 1}
+                  "--service-cv": 1, "--batch-time-ms": 1, "--host-level": 1}
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,20 @@ class _Services:
     def flags(self, hardware: str, variant: str) -> list[str] | None:
         if self.catalog is not None:
             try:
-                return self.catalog.specs(self.model, [hardware], [variant])[0].service_flags()
+                return self.catalog.specs(self.model, [hardware], [variant])[0].service_flags() \
+                    + self._level_flags(hardware, variant)
             except (InputError, IndexError):
                 pass
         if hardware == self.rec.get("hardware") and variant == self.rec.get("variant"):
             flags = _service_flags_from_args(self.rec.get("simulate_args") or [])
             return flags or None
         return None
+
+    def _level_flags(self, hardware: str, variant: str) -> list[str]:
+        """``--host-level`` of a spec the plan judged on a slow host (plan --host-margin), else nothing."""
+        margin = (self.plan.get("search") or {}).get("host_margin") or {}
+        level = ((margin.get("levels") or {}).get(f"{hardware}/{variant}") or {}).get("level")
+        return ["--host-level", f"{float(level):.6g}"] if isinstance(level, (int, float)) else []
 
     def variants(self, hardware: str) -> list[str]:
         if self.catalog is not None:

@@ -159,6 +159,11 @@ class LoadPoint:
     def per_replica_rate(self) -> float:
         return self.arrival_rate / self.replicas
 
+    @property
+    def duration_s(self) -> float:
+        """From the first batch's start to the last's (s; 0 without rows)."""
+        return float(self.rows[-1][4] - self.rows[0][4]) if len(self.rows) >= 2 else 0.0
+
     def without_warmup(self, service_s: float, idle_s: float) -> float:
         """A batch's effective service time without its warm-up (an unknown idle counts as long)."""
         xs, fs = self.warmup
@@ -550,6 +555,7 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Tru
     """
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
+    level = _host_level_block(points)
     table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
     points = [refit_point(p, table, drift=drift and not ordered) for p in points]
     rates = np.array([p.per_replica_rate for p in points])
@@ -585,7 +591,7 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Tru
     data["under_load"] = {
         "client_overhead_s": float(np.mean([p.overhead_s for p in points])),
         "load_factors": [{"per_replica_rate": round(r, 4), "factor": round(f, 6)} for r, f in line],
-        **_idle_block(table), **_environment_block(points), **order_block,
+        **_idle_block(table), **_environment_block(points), **order_block, **level,
         "measured": f"{len(points)} live runs under MLPerf LoadGen on {ref.replicas} replica(s), "
                     f"{lo * ref.replicas:.4g}-{hi * ref.replicas:.4g} req/s; load factors from a least-squares "
                     "line of mean back-to-back effective service time against per-replica arrival rate; idle "
@@ -646,6 +652,17 @@ def levels_against(calibration: list[LoadPoint], runs: list[LoadPoint]) -> list[
         q = refit_point(p, table, drift=False)
         out.append(float(q.series().mean() / max(intercept + slope * q.per_replica_rate, 1e-12) - 1.0))
     return out
+
+
+def _host_level_block(points: list[LoadPoint]) -> dict:
+    """The ``host_level`` entry of an ``under_load`` block (:func:`host_level` of the runs, sd 0 when they
+    vary no more than their sampling noise; nothing when too few runs say)."""
+    level = host_level(points)
+    sd = level["sd"] if level["sd"] is not None else (0.0 if "raw_sd" in level else None)
+    if sd is None:
+        return {}
+    return {"host_level": {"sd": sd, "run_s": round(float(np.median([p.duration_s for p in points])), 3),
+                           "runs": level["runs"]}}
 
 
 def _idle_block(table: tuple[tuple[float, ...], tuple[float, ...]]) -> dict:

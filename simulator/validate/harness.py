@@ -47,7 +47,8 @@ from .loadgen import LiveRun, RunSettings
 from .summary import LoadGenSummary
 
 __all__ = ["Case", "ValidationConfig", "compare_summaries", "evaluate", "live_phase", "load_campaign", "load_live",
-           "load_run", "predict", "run_validation", "save_campaign", "save_index", "save_run", "target_rate"]
+           "load_run", "predict", "predict_band", "recommended_variant", "run_validation", "save_campaign", "save_index",
+           "save_run", "target_rate"]
 
 Progress = Callable[[str], None]
 MAX_TARGET_STEP = 1.2  # the targeting's power-law answer stays within 20% of the proportional one
@@ -77,11 +78,14 @@ class ValidationConfig:
         Real runs per load (their spread is the real system's own run-to-run variation).
     duration_s : float
         LoadGen ``min_duration`` of each measured run (s).
-    calibration_s : float
-        Duration of each short live run (s): two targeting runs per load (the nominal rate, then the rate
-        that the measured busy fraction says gives utilization ρ) and one calibration run right before
-        each measured run, at its rate, whose service times predict it. 0: nominal rates, no
-        calibration (isolated profile only).
+    calibration_s : float or None
+        Duration of each calibration run (s; None: ``duration_s``): two targeting runs per load (the
+        nominal rate, then the rate that the measured busy fraction says gives utilization ρ) and one
+        calibration run right before each measured run, at its rate, whose service times predict it.
+        0: nominal rates, no calibration (isolated profile only). As long as the measured runs is the
+        default because it predicted best: the measured-order under-load profile met 22 and 20 of 24
+        cells with 20-s calibration runs (campaigns M, N), 17 and 17 with 60-s runs (K, L), 13 and 16
+        with 5-s runs (I, J); the host's slow stretches last seconds.
     profile : str or None
         Use this profile instead of profiling the model first.
     profile_seconds : float
@@ -121,7 +125,7 @@ class ValidationConfig:
     batch_timeout_s: float = 0.0
     repeats: int = 3
     duration_s: float = 20.0
-    calibration_s: float = 5.0
+    calibration_s: float | None = None
     profile: str | None = None
     profile_seconds: float = 5.0
     min_query_count: int = 100
@@ -160,6 +164,8 @@ class ValidationConfig:
             raise InputError(f"batch_timeout must be a finite number >= 0 ms, got {self.batch_timeout_s * 1e3}")
         check_integer("repeats", self.repeats, minimum=1, maximum=100)
         check_positive("duration_s", self.duration_s)
+        if self.calibration_s is None:
+            object.__setattr__(self, "calibration_s", self.duration_s)
         if not (math.isfinite(self.calibration_s) and self.calibration_s >= 0):
             raise InputError(f"calibration_s must be a finite number >= 0, got {self.calibration_s}")
         check_positive("profile_seconds", self.profile_seconds)
@@ -190,6 +196,7 @@ class Case:
     loadavg: list = field(default_factory=list)
     server: list[dict] = field(default_factory=list)
     host_levels: list[float] = field(default_factory=list)  # each measured run over the calibration line, − 1
+    band: list = field(default_factory=list)  # per measured run: the recommended profile's HostBand
 
     def measured_mean(self, metric: str) -> float:
         vals = [m[metric] for m in self.measured if m.get(metric) is not None]
@@ -270,8 +277,28 @@ class Case:
                 row[f"{model}_run_sd_pct"] = run_sd
                 row[f"{model}_exact_chance"] = (chance_within_limit(metric, run_sd / math.sqrt(len(values)))
                                                 if run_sd is not None and values else None)
+            row |= self._band_columns(metric, values)
             out.append(row)
         return out
+
+    def _band_columns(self, metric: str, values: list[float]) -> dict:
+        """The recommended profile's host-level band at ``metric`` (means over the runs' bands; the slow
+        end infinite where that level cannot carry the load), whether the measured mean lies in it, and
+        how many of the runs lie in their own run's band ({} without a band)."""
+        if not self.band or len(self.band) != len(self.measured):
+            return {}
+
+        def end(r: Result) -> float:
+            v = r.latency_ms.get(metric) if r.stable else math.inf
+            return v if v is not None else math.nan
+
+        lows = [end(b.low) for b in self.band]
+        highs = [end(b.high) for b in self.band]
+        low, high = float(np.mean(lows)), float(np.mean(highs))
+        measured = self.measured_mean(metric)
+        inside = sum(lo <= m.get(metric, math.nan) <= hi for lo, hi, m in zip(lows, highs, self.measured))
+        return {"host_band_low_ms": low, "host_band_high_ms": high, "host_band_sd_pct": self.band[0].sd * 100,
+                "host_band_covers": bool(low <= measured <= high), "host_band_runs_inside": int(inside)}
 
 
 def _mean_of(values) -> float | None:
@@ -531,7 +558,7 @@ def _live_in_child(config: ValidationConfig, outdir: str, verbose: bool) -> dict
 def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float, *, batch_size: int = 1,
             batch_timeout_s: float = 0.0, overhead_s: float = 0.0, requests: int = 50_000,
             replications: int = 4, seed: int = 0, engine: str = "auto", contention: str = "auto",
-            order: ServiceOrder | None = None) -> Result:
+            order: ServiceOrder | None = None, host_level: float = 1.0) -> Result:
     """Simulate a server of ``replicas`` workers with the profile's service times at ``arrival_rate``.
 
     ``order``: draw service times by a block bootstrap of measured ones in their measured order
@@ -539,22 +566,49 @@ def predict(profile_path: str | os.PathLike, replicas: int, arrival_rate: float,
     other down by its factors), else ``none``. The client-side overhead and load factors a profile
     measured under load carries (``under_load``) are applied by ``simulate`` itself; ``overhead_s`` > 0 adds
     one to a profile without (a deterministic post-processing stage, a pure delay). Each
-    replication starts empty and keeps every request, as a LoadGen run does.
+    replication starts empty and keeps every request, as a LoadGen run does. ``host_level``: service times ×
+    this (:attr:`~simulator.scenario.Service.host_level`).
     """
     from ..simulate import simulate
 
+    scenario = _scenario(profile_path, replicas, arrival_rate, batch_size, batch_timeout_s, overhead_s, requests,
+                         replications, seed, contention, host_level)
+    return simulate(scenario, engine=engine, seed=seed, service_order=order)
+
+
+def predict_band(profile_path: str | os.PathLike, replicas: int, arrival_rate: float, *, batch_size: int = 1,
+                 batch_timeout_s: float = 0.0, requests: int = 50_000, replications: int = 4, seed: int = 0,
+                 engine: str = "auto"):
+    """:func:`predict`'s scenario at the host levels its profile's ``under_load.host_level`` spans
+    (:func:`~simulator.simulate.host_level_band`; None when the profile does not say)."""
+    from ..simulate import host_level_band
+
+    scenario = _scenario(profile_path, replicas, arrival_rate, batch_size, batch_timeout_s, 0.0, requests,
+                         replications, seed, "auto", 1.0)
+    return host_level_band(scenario, engine=engine, seed=seed)
+
+
+def _scenario(profile_path, replicas, arrival_rate, batch_size, batch_timeout_s, overhead_s, requests,
+              replications, seed, contention, host_level) -> Scenario:
+    """The scenario :func:`predict` simulates (see there)."""
     if contention == "auto":
         contention = "shared" if len(load_profile_cached(profile_path).concurrency_levels) >= 2 else "none"
     if overhead_s > 0 and _profile_overhead(load_profile_cached(profile_path)) > 0:
         raise InputError(f"{profile_path} already carries a client-side overhead (under_load); "
                          "give no other overhead with it")
     stages = (Stage("client overhead", overhead_s, 0.0, "deterministic", None),) if overhead_s > 0 else ()
-    scenario = Scenario(arrivals=Arrivals(rate=arrival_rate),
-                        service=Service(profile=str(profile_path), contention=contention),
-                        replicas=replicas, batching=Batching(batch_size, batch_timeout_s if batch_size > 1 else 0.0),
-                        post_stages=stages,
-                        run=Run(requests=requests, replications=replications, seed=seed, warmup="none"))
-    return simulate(scenario, engine=engine, seed=seed, service_order=order)
+    return Scenario(arrivals=Arrivals(rate=arrival_rate),
+                    service=Service(profile=str(profile_path), contention=contention, host_level=host_level),
+                    replicas=replicas, batching=Batching(batch_size, batch_timeout_s if batch_size > 1 else 0.0),
+                    post_stages=stages, run=Run(requests=requests, replications=replications, seed=seed, warmup="none"))
+
+
+def recommended_variant(config: ValidationConfig) -> str:
+    """The under-load profile a campaign recommends: the measured-order one when its calibration runs are
+    as long as the measured ones (slow stretches last seconds: with 60-s runs it met 17 and 17 of 24 cells
+    against 14 and 14 for drift windows, campaigns K and L), the drift-window one with shorter runs (13
+    and 16 against 16 and 15 with 5-s runs, I and J)."""
+    return "under_load_ordered" if config.calibration_s >= config.duration_s else "under_load"
 
 
 def _profile_overhead(profile: Profile) -> float:
@@ -763,14 +817,28 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                 for case in cases:
                     if case.replicas == c:
                         case.host_levels = [next(levels) for _ in case.arrival_rates]
+        use = recommended_variant(config)
         for case in cases:
             for key, paths in variant_paths.items():
                 if case.replicas in paths:
                     case.predictions[key] = [
                         predict(paths[case.replicas], case.replicas, rate, **config.simulation(rate, config.seed + i))
                         for i, rate in enumerate(case.arrival_rates)]
+            if case.replicas in variant_paths[use]:
+                path = variant_paths[use][case.replicas]
+                # How sure: the recommended profile at the host levels its calibration runs' spread spans
+                bands = [predict_band(path, case.replicas, rate, **config.simulation(rate, config.seed + i))
+                         for i, rate in enumerate(case.arrival_rates)]
+                if all(b is not None for b in bands):
+                    case.band = bands
+                if case.host_levels:
+                    # Diagnostic: the same profile at each measured run's own host level (known only after)
+                    case.predictions["at_level"] = [
+                        predict(path, case.replicas, rate, host_level=1.0 + level,
+                                **config.simulation(rate, config.seed + i))
+                        for i, (rate, level) in enumerate(zip(case.arrival_rates, case.host_levels))]
             _say(progress, _case_line(case))
-    context = {"config": _config_dict(config), "profile": str(profile_path),
+    context = {"config": _config_dict(config), "profile": str(profile_path), "recommended_variant": use,
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
                "calibration_points": calibration_points,
                **{f"{name}_profiles": paths for name, paths in variant_paths.items()},

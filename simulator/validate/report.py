@@ -22,10 +22,12 @@ MODEL_LABELS = {"calibrated": "calibrated under load", "isolated": "isolated pro
                 "ordered": "calibrated, measured order", "under_load": "under-load profile (all loads)",
                 "under_load_no_drift": "under-load profile without host drift",
                 "under_load_ordered": "under-load profile, measured order",
-                "neighbour": "next real run, measured order (diagnostic)"}
+                "neighbour": "next real run, measured order (diagnostic)",
+                "at_level": "recommended under-load profile at each run's measured host level (diagnostic)"}
 _BASE_COLUMNS = ("replicas", "batch_size", "utilization", "measured_busy", "measured_level_pct", "arrival_rate",
                  "repeats", "metric", "measured_ms", "measured_runs_ms", "spread_pct", "measured_run_sd_pct",
-                 "loadavg_1min_max")
+                 "loadavg_1min_max", "host_band_sd_pct", "host_band_low_ms", "host_band_high_ms",
+                 "host_band_covers", "host_band_runs_inside")
 
 
 def table_rows(cases: list[Case]) -> list[dict]:
@@ -185,6 +187,7 @@ def _markdown(rows: list[dict], scores: dict[str, dict], context: dict, command:
                   "`raw/C<replicas>_b<batch>/rho<ρ>/<run>/mlperf_log_{summary,detail}.txt` (LoadGen's own "
                   "logs: `targeting1-2`, `repeatN-calibration`, `repeatN`).", ""]
     lines += _host_level_lines(rows, context.get("host_level"))
+    lines += _band_lines(rows, context.get("recommended_variant"))
     lines += _drift_scale_lines(context.get("drift_by_scale"))
     if context.get("calibration_points"):
         lines += ["## Calibration runs (one short live run before each measured run)", ""]
@@ -289,6 +292,32 @@ def _host_level_lines(rows: list[dict], levels: dict | None) -> list[str]:
                 for m in models]
         lines.append(f"| {r['replicas']} | {_fmt(r['utilization'], 2)} | {r['measured_level_pct']:+.1f} | "
                      + " | ".join(errs) + " |")
+    return lines + [""]
+
+
+def _band_lines(rows: list[dict], variant: str | None) -> list[str]:
+    """How sure: the recommended profile's host-level band against what was measured (nothing without)."""
+    cells = [r for r in rows if r.get("host_band_low_ms") is not None]
+    if not cells:
+        return []
+    covered = sum(bool(r["host_band_covers"]) for r in cells)
+    runs_in = sum(r["host_band_runs_inside"] for r in cells)
+    runs = sum(r["repeats"] for r in cells)
+    sds = sorted({round(r["host_band_sd_pct"], 2) for r in cells})
+    lines = ["## How sure: the host-level band", "",
+             f"The {MODEL_LABELS.get(variant, variant)} simulated again with every service time × (1 ∓ 2 sd), sd "
+             f"the calibration runs' host level sd beyond their noise ({', '.join(f'{s:g}%' for s in sds)}; "
+             "`under_load.host_level` in the profile, which `simulate` reads to print the same band and `plan "
+             "--host-margin` to judge an SLO on a slow host). It is what a prediction can say before the runs about "
+             "how far the host alone may move them; it leaves out a run's own randomness (the model's run-to-run "
+             "sd above), so single runs fall outside it more often than 5 %. "
+             f"Measured mean inside the band: {covered} of {len(cells)} cells; single runs inside their own "
+             f"run's band: {runs_in} of {runs}.", "",
+             "| C | ρ | metric | measured ms | band ms | inside | runs inside |", "|---|---|---|---|---|---|---|"]
+    for r in cells:
+        lines.append(f"| {r['replicas']} | {_fmt(r['utilization'], 2)} | {r['metric']} | {_fmt(r['measured_ms'])} | "
+                     f"{_fmt(r['host_band_low_ms'])} – {_fmt(r['host_band_high_ms']) or 'unstable'} | "
+                     f"{_fmt(r['host_band_covers'])} | {r['host_band_runs_inside']} / {r['repeats']} |")
     return lines + [""]
 
 

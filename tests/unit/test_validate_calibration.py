@@ -86,3 +86,22 @@ def test_a_measured_run_is_placed_against_the_calibration_line():
     slow, on_line = _level_run(150.0, 1.05, seed=7), _level_run(250.0, 1.0, seed=8)
     a, b = levels_against(calibration, [slow, on_line])
     assert a == pytest.approx(0.05, abs=0.02) and b == pytest.approx(0.0, abs=0.02)
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_the_under_load_profile_says_how_much_the_host_moved(base, ordered):
+    """The profile that simulate and plan read carries the calibration runs' host level (sd beyond their
+    noise, their length, how many), which is what simulate's band and plan's margin use; three runs say
+    nothing and the block is left out."""
+    from simulator.validate.calibration import under_load_profile
+
+    rng = np.random.default_rng(0)
+    levels = np.exp(rng.normal(0.0, 0.06, 12))
+    rates = np.repeat([100.0, 200.0, 300.0], 4)
+    points = [_level_run(r, v, seed=i) for i, (r, v) in enumerate(zip(rates, levels))]
+    under = under_load_profile(base, points, ordered=ordered).under_load
+    assert under.host_level_sd == host_level(points)["sd"] > 0.03
+    assert under.host_level_runs == 12
+    assert under.host_level_run_s == pytest.approx(np.median([p.duration_s for p in points]), abs=1e-3)
+    assert 5.0 < under.host_level_run_s < 8.0  # 3000 services of ~2.4 ms
+    assert under_load_profile(base, points[:3], ordered=ordered).under_load.host_level_run_s == 0.0

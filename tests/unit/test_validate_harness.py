@@ -27,10 +27,10 @@ from tests.unit.test_validate_summary import SUMMARY
 OVERHEAD_S = 0.0003
 
 
-def _run(rate: float, n: int, seed: int, tmp: Path, label: str) -> LiveRun:
+def _run(rate: float, n: int, seed: int, tmp: Path, label: str, level: float = 1.0) -> LiveRun:
     rng = np.random.default_rng(seed)
     enq = np.cumsum(rng.exponential(1 / rate, n))
-    service = rng.gamma(4.0, 0.0005, n)  # mean 2 ms, cv 0.5
+    service = rng.gamma(4.0, 0.0005 * level, n)  # mean 2 ms × the host's level, cv 0.5
     done = np.empty(n)
     free = 0.0
     for i in range(n):
@@ -241,11 +241,66 @@ def test_the_printed_under_load_profile_follows_the_calibration_runs_length():
     """The measured-order profile is the one to use only when the calibration runs were as long as the
     measured ones (slow stretches last seconds; a 5-s run cannot hold them)."""
     from simulator.commands.validate_cmd import _profile_lines
+    from simulator.validate.harness import recommended_variant
 
     paths = {"under_load_profiles": {1: "windows_C1.json"}, "under_load_ordered_profiles": {1: "ordered_C1.json"}}
-    long_cal = _profile_lines({"config": {"calibration_s": 60.0, "duration_s": 20.0}, **paths})
-    short_cal = _profile_lines({"config": {"calibration_s": 5.0, "duration_s": 20.0}, **paths})
+    long_cal, short_cal = (_profile_lines({"recommended_variant": recommended_variant(
+        ValidationConfig("zoo:tiny_cnn", calibration_s=cal, duration_s=20.0)), **paths}) for cal in (60.0, 5.0))
     assert long_cal[0].endswith("ordered_C1.json") and "measured order" in long_cal[0]
     assert short_cal[0].endswith("windows_C1.json") and "drift windows" in short_cal[0]
     assert long_cal[1].endswith("windows_C1.json") and short_cal[1].endswith("ordered_C1.json")
     assert _profile_lines({}) == []  # a comparison of LoadGen summaries has no under-load profiles
+
+
+def test_the_host_level_band_and_the_level_the_runs_had(tmp_path):
+    """Calibration runs whose host level varies (sd 4 %), then measured runs on a host 10 % slower than all
+    of them: the recommended profile predicts too low (ρ 0.75 → 0.83 by the level alone), the band from
+    the calibration runs' sd (2 sd ≈ 8 %) says how far it can move, and the same profile at each measured
+    run's own level (a diagnostic, known only afterwards) is within the goal's limits again."""
+    from simulator.validate.report import write_report
+
+    rate, rng = 375.0, np.random.default_rng(8)
+    runs, levels = [], {}
+    for u, r in ((0.6, 300.0), (0.75, rate)):
+        for k in range(3):
+            label = f"rho{u}/repeat{k + 1}"
+            levels.setdefault(u, []).append(float(np.exp(rng.normal(0.0, 0.04))))
+            runs.append({"kind": "calibration", "replicas": 1, "utilization": u, "repeat": k,
+                         "label": label + "-calibration",
+                         "run": _run(r, 15_000, 40 + 10 * k + int(u * 10), tmp_path, label + "-calibration",
+                                     level=levels[u][-1])})
+            runs.append({"kind": "measurement", "replicas": 1, "utilization": u, "repeat": k, "label": label,
+                         "run": _run(r, 15_000, 70 + 10 * k + int(u * 10), tmp_path, label, level=1.10)})
+    config = ValidationConfig("zoo:synthetic", replicas=(1,), utilizations=(0.6, 0.75), repeats=3,
+                              calibration_s=5.0, sim_requests=15_000, sim_replications=6)
+    profile = Profile.from_dict(make_profile_dict({1: np.random.default_rng(1).gamma(4.0, 0.0005, 2000)}))
+    cases, ctx = evaluate(config, {"profile": profile.to_dict(), "runs": runs}, tmp_path / "out", progress=None)
+    assert ctx["recommended_variant"] == "under_load"
+    rows = {r["metric"]: r for r in cases[1].rows()}  # ρ 0.75
+    # the line through two loads passes through each load's calibration mean; sampling noise ~1 % per run
+    assert rows["mean"]["measured_level_pct"] == pytest.approx((1.10 / np.mean(levels[0.75]) - 1) * 100, abs=2.0)
+    assert rows["mean"]["under_load_error_pct"] < -15
+    for metric, limit in (("mean", 10), ("p50", 10), ("p90", 10), ("p99", 15)):
+        assert abs(rows[metric]["at_level_error_pct"]) < limit, rows[metric]
+        r = rows[metric]
+        assert r["host_band_low_ms"] < r["under_load_ms"] < r["host_band_high_ms"]
+        assert 1.0 < r["host_band_sd_pct"] < 10.0
+    assert rows["mean"]["host_band_covers"] is False  # 10 % is beyond 2 sd of these calibration runs
+    paths = write_report(cases, ctx, tmp_path / "out")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert "## How sure: the host-level band" in md and "Measured mean inside the band:" in md
+    assert "host_band_low_ms" in paths["csv"].read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_calibration_runs_are_as_long_as_the_measured_ones_by_default():
+    """The default that predicted best (M, N): --calibration-s follows --duration-s unless given."""
+    import argparse
+
+    from simulator.commands.validate_cmd import _calibration_s
+    from simulator.validate.harness import recommended_variant
+
+    assert ValidationConfig("zoo:tiny_cnn", duration_s=7.0).calibration_s == 7.0
+    assert ValidationConfig("zoo:tiny_cnn", duration_s=7.0, calibration_s=0.0).calibration_s == 0.0
+    assert recommended_variant(ValidationConfig("zoo:tiny_cnn")) == "under_load_ordered"
+    assert _calibration_s(argparse.Namespace(calibration_s=None, duration_s=30.0)) == 30.0
+    assert _calibration_s(argparse.Namespace(calibration_s=5.0, duration_s=30.0)) == 5.0

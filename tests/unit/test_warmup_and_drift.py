@@ -74,6 +74,12 @@ def test_factor_is_one_at_zero_linear_through_the_table_and_flat_beyond():
     ({"service_order": 10}, "service_order must be"),
     ({"service_order": {"block": 10, "levels": []}}, "service_order must be"),
     ({"service_order": {"block": 10}, "environment": {"window_s": 0.1, "factors": [1.0]}}, "give one of them"),
+    ({"host_level": {"sd": 1.2, "run_s": 20.0, "runs": 9}}, "host_level.sd must be a relative sd below 1"),
+    ({"host_level": {"sd": -0.01, "run_s": 20.0, "runs": 9}}, "host_level.sd must be a finite number >= 0"),
+    ({"host_level": {"sd": 0.02, "run_s": 0.0, "runs": 9}}, "host_level.run_s must be a finite number > 0"),
+    ({"host_level": {"sd": 0.02, "run_s": 20.0, "runs": 1}}, "host_level.runs must be an integer >= 2"),
+    ({"host_level": {"sd": 0.02, "run_s": 20.0}}, "host_level must be"),
+    ({"host_level": 0.02}, "host_level must be"),
 ])
 def test_bad_warmup_or_drift_block_is_refused_naming_the_field(block, field):
     doc = make_profile_dict({1: np.full(40, 0.002)})
