@@ -538,7 +538,7 @@ class HostBand:
 
     ``sd``, ``run_s``, ``runs``: the profile's ``under_load.host_level`` (relative sd of the host's mean
     speed between runs of ``run_s`` seconds, over ``runs`` runs); ``levels``: the multipliers on service
-    time simulated (the scenario's own host level times 1 ∓ z·sd); ``low``, ``high``: their Results (the
+    time simulated (the scenario's own host level times 1 ∓ z·sd); ``fast``, ``slow``: their Results (the
     slow one may be unstable: the host at that level cannot carry the load).
     """
 
@@ -547,12 +547,12 @@ class HostBand:
     runs: int
     z: float
     levels: tuple[float, float]
-    low: Result
-    high: Result
+    fast: Result
+    slow: Result
 
     def to_dict(self) -> dict:
         return {"sd": self.sd, "run_s": self.run_s, "runs": self.runs, "z": self.z, "levels": list(self.levels),
-                "fast": self.low.to_dict(), "slow": self.high.to_dict()}
+                "fast": self.fast.to_dict(), "slow": self.slow.to_dict()}
 
 
 def host_level_band(scenario: Scenario, engine: str = "auto", z: float = HOST_BAND_SD, seed: int | None = None,
@@ -573,6 +573,6 @@ def host_level_band(scenario: Scenario, engine: str = "auto", z: float = HOST_BA
         return None
     sd = under.host_level_sd
     levels = tuple(float(np.clip(svc.host_level * (1.0 + k * z * sd), 0.1, 10.0)) for k in (-1, 1))
-    low, high = (simulate(replace(scenario, service=replace(svc, host_level=level)), engine=engine, seed=seed,
+    fast, slow = (simulate(replace(scenario, service=replace(svc, host_level=level)), engine=engine, seed=seed,
                           progress=progress) for level in levels)
-    return HostBand(sd, under.host_level_run_s, under.host_level_runs, z, levels, low, high)
+    return HostBand(sd, under.host_level_run_s, under.host_level_runs, z, levels, fast, slow)

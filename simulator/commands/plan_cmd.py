@@ -281,7 +281,7 @@ def format_plan(doc: dict) -> str:
     if hm:
         lines += ["", f"host margin: the SLO judged on a host {hm['z']:g} sd slower than profiled: "
                       + ("; ".join(f"{k} service x {v['level']:.4f} (sd {v['sd'] * 100:.1f}% between "
-                                    f"{v['run_s']:g}-s runs)" for k, v in hm["levels"].items()) or "no profile says")]
+                                    f"{v['run_s']:.3g}-s runs)" for k, v in hm["levels"].items()) or "no profile says")]
         if hm["not_measured"]:
             lines.append("  no host level measured (planned at the profile's own level): "
                          + ", ".join(hm["not_measured"]))

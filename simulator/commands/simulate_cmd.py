@@ -143,19 +143,19 @@ def format_result(scenario, res: Result, slo=None, band=None) -> str:
 def _band_lines(band, slo) -> list[str]:
     """How far the prediction moves when the host runs at its measured slow and fast levels."""
     lo, hi = band.levels
-    lines = [f"host level: the profile's host moved by sd {band.sd * 100:.1f}% between {band.run_s:g}-s runs "
+    lines = [f"host level: the profile's host moved by sd {band.sd * 100:.1f}% between {band.run_s:.3g}-s runs "
              f"({band.runs} runs); at {band.z:g} sd either side (service x {lo:.3f} .. x {hi:.3f}):"]
-    if not band.high.stable:
-        lines.append(f"  UNSTABLE at x {hi:.3f}: {band.high.verdict}")
-    keys = [k for k in ("mean", "p50", "p90", "p99") if band.low.latency_ms.get(k) is not None]
-    if band.high.stable:
-        lines.append("  " + " | ".join(f"{k} {_fmt(band.low.latency_ms[k])} .. {_fmt(band.high.latency_ms.get(k))} ms"
+    if not band.slow.stable:
+        lines.append(f"  UNSTABLE at x {hi:.3f}: {band.slow.verdict}")
+    keys = [k for k in ("mean", "p50", "p90", "p99") if band.fast.latency_ms.get(k) is not None]
+    if band.slow.stable:
+        lines.append("  " + " | ".join(f"{k} {_fmt(band.fast.latency_ms[k])} .. {_fmt(band.slow.latency_ms.get(k))} ms"
                                        for k in keys))
     else:
-        lines.append("  fast host: " + " | ".join(f"{k} {_fmt(band.low.latency_ms[k])} ms" for k in keys))
-    if slo is not None and band.high.stable:
+        lines.append("  fast host: " + " | ".join(f"{k} {_fmt(band.fast.latency_ms[k])} ms" for k in keys))
+    if slo is not None and band.slow.stable:
         key = _slo_key(slo[0])
-        ci = band.high.latency_ms_ci95.get(key)
+        ci = band.slow.latency_ms_ci95.get(key)
         if ci:
             verdict = "MEETS" if ci[1] <= slo[1] * 1e3 else "MISSES"
             lines.append(f"  SLO {key} <= {slo[1] * 1e3:g} ms on the slow host: {verdict} "

@@ -292,8 +292,8 @@ class Case:
             v = r.latency_ms.get(metric) if r.stable else math.inf
             return v if v is not None else math.nan
 
-        lows = [end(b.low) for b in self.band]
-        highs = [end(b.high) for b in self.band]
+        lows = [end(b.fast) for b in self.band]
+        highs = [end(b.slow) for b in self.band]
         low, high = float(np.mean(lows)), float(np.mean(highs))
         measured = self.measured_mean(metric)
         inside = sum(lo <= m.get(metric, math.nan) <= hi for lo, hi, m in zip(lows, highs, self.measured))

@@ -89,6 +89,11 @@ def test_capacity_planning(kernel):
             assert b["stable"] and b["mean_batch_size"] > 1, b
         elif ratio < 0.95:
             assert not b["stable"], b
+    # The host-level band holds the nominal p99 and widens (relative to it) as the load grows.
+    band = sorted(r["host_band"], key=lambda row: row["arrival_rate"])
+    for row in band:
+        assert row["p99_fast_host_ms"] < row["p99_ms"] < row["p99_slow_host_ms"], row
+    assert band[-1]["band_width_pct"] > band[0]["band_width_pct"]
     # The plan's recommendation meets the SLO on the upper end of its 95% CI.
     plan = r["plan"]
     assert plan["p99_ms_ci95"][1] <= plan["slo_ms"]
