@@ -563,7 +563,8 @@ def host_level_band(scenario: Scenario, engine: str = "auto", z: float = HOST_BA
     few percent slower than on the day it was profiled is tens of percent in p99: this band says how far a
     prediction can move for that reason alone, beside the simulation's own confidence interval (which is
     about the model, not the host). None when the scenario's service has no profile or its profile does
-    not say how its host's level varies (sd 0 or absent).
+    not say how its host's level varies (sd 0 or absent), and for a fleet of pools (each pool's service
+    sets its own ``host_level``).
     """
     svc = scenario.service
     if svc is None or svc.profile is None or scenario.pools:
