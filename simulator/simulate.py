@@ -88,13 +88,47 @@ def _is_pure_delay(stage: Stage) -> bool:
     return stage.servers is None and (stage.dist == "deterministic" or stage.cv == 0.0)
 
 
-def _profile_overhead(scenario: Scenario) -> float:
-    """Client-side overhead (s) that the scenario's profile carries in its ``under_load`` block, else 0."""
+def _under_load(scenario: Scenario):
+    """The ``under_load`` block of the scenario's profile (None without one)."""
     svc = scenario.service
     if svc is None or svc.profile is None:
-        return 0.0
-    under = load_profile_cached(svc.profile).under_load
+        return None
+    return load_profile_cached(svc.profile).under_load
+
+
+def _profile_overhead(scenario: Scenario) -> float:
+    """Client-side overhead (s) that the scenario's profile carries in its ``under_load`` block, else 0."""
+    under = _under_load(scenario)
     return under.client_overhead_s if under is not None else 0.0
+
+
+@dataclass(frozen=True)
+class _OverheadByStatistic:
+    """What a profile's ``client_overhead_by_load`` adds to each statistic beyond the constant overhead (s):
+    ``mean`` and, per percentile, ``at`` (interpolated linearly between the percentiles given, flat beyond)."""
+
+    mean: float = 0.0
+    qs: tuple[float, ...] = ()
+    extra: tuple[float, ...] = ()
+
+    def at(self, q: float) -> float:
+        return float(np.interp(q, self.qs, self.extra)) if self.qs else 0.0
+
+
+def _overhead_by_statistic(scenario: Scenario) -> tuple[_OverheadByStatistic, list[str]]:
+    """The profile's overhead by statistic at the scenario's per-replica rate, relative to its constant."""
+    under = _under_load(scenario)
+    if under is None or not under.overhead_rates or scenario.request_timeout_s is not None:
+        return _OverheadByStatistic(), []
+    mean, by_q = under.overhead(_per_replica_rate(scenario))
+    if not by_q:  # a trace's rate is only known from the file: the constant
+        return _OverheadByStatistic(), []
+    const = under.client_overhead_s
+    qs = tuple(sorted(by_q))
+    note = ("client overhead by statistic at this load (the profile's under_load.client_overhead_by_load), "
+            f"instead of the constant {const * 1e3:.3g} ms: mean {mean * 1e3:.3g} ms, "
+            + ", ".join(f"p{q * 100:g} {by_q[q] * 1e3:.3g} ms" for q in qs))
+    return _OverheadByStatistic(mean - const, qs, tuple(by_q[q] - const for q in qs)), [note]
 
 
 def split_constant_delays(scenario: Scenario) -> tuple[Scenario, float, list[str]]:
@@ -124,15 +158,18 @@ def split_constant_delays(scenario: Scenario) -> tuple[Scenario, float, list[str
     return core, shift, [f"constant delays added to every latency: {', '.join(parts)}"]
 
 
-def _shifted(summary: ReplicationSummary, shift: float) -> ReplicationSummary:
-    """A replication's figures with every latency ``shift`` seconds longer (a pure delay)."""
-    if shift == 0.0:
+def _shifted(summary: ReplicationSummary, shift: float,
+             by_statistic: _OverheadByStatistic | None = None) -> ReplicationSummary:
+    """A replication's figures with every latency ``shift`` seconds longer (a pure delay), and each
+    statistic by what ``by_statistic`` adds to it beyond that."""
+    extra = by_statistic or _OverheadByStatistic()
+    if shift == 0.0 and not extra.qs:
         return summary
     breakdown = dict(summary.breakdown)
-    breakdown["stages"] = breakdown.get("stages", 0.0) + shift
-    return replace(summary, latency_mean=summary.latency_mean + shift,
-                   quantiles={q: v + shift for q, v in summary.quantiles.items()}, breakdown=breakdown,
-                   little_l=summary.little_l + summary.throughput * shift)
+    breakdown["stages"] = breakdown.get("stages", 0.0) + shift + extra.mean
+    return replace(summary, latency_mean=summary.latency_mean + shift + extra.mean,
+                   quantiles={q: v + shift + extra.at(q) for q, v in summary.quantiles.items()}, breakdown=breakdown,
+                   little_l=summary.little_l + summary.throughput * (shift + extra.mean))
 
 
 # -- stability ---------------------------------------------------------------------------------------
@@ -235,6 +272,8 @@ def _analytic_model(scenario: Scenario, model: ServiceModel):
         reasons.append("host environment drift (the profile's under_load.environment)")
     if is_ordered(model):
         reasons.append("service times in measured order (a service order or the profile's under_load.service_order)")
+    if _overhead_by_statistic(scenario)[0].qs:
+        reasons.append("client overhead by statistic (the profile's under_load.client_overhead_by_load)")
     if a.process not in ("poisson", "gamma"):
         reasons.append(f"{a.process} arrivals")
     if scenario.cache.enabled and a.process == "trace":
@@ -409,7 +448,9 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
     run = scenario.run
     seed = run.seed if seed is None else check_integer("seed", seed, minimum=0, maximum=2**63 - 1)
     full = scenario
+    by_statistic, overhead_notes = _overhead_by_statistic(full)
     scenario, shift, delay_notes = split_constant_delays(scenario)
+    delay_notes = delay_notes + overhead_notes
     model = make_service_model(scenario)
     if service_order is not None:  # the analytic engine refuses it with its other reasons (_analytic_model)
         model = ordered_model(model, service_order)
@@ -448,7 +489,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
 
     def replicate(seed_seq):
         if streaming:
-            return _shifted(fast.run_streaming(scenario, model, n, seed_seq, trace=trace), shift)
+            return _shifted(fast.run_streaming(scenario, model, n, seed_seq, trace=trace), shift, by_statistic)
         rngs = streams(seed_seq)
         variates = draw_variates(scenario, model, n, rngs, trace=trace)
         if fast is not None:
@@ -456,7 +497,7 @@ def simulate(scenario: Scenario, engine: str = "auto", seed: int | None = None, 
         else:
             from .des import run_replication
             out = run_replication(scenario, model, variates, rngs)
-        return _shifted(summarize(out, run), shift)
+        return _shifted(summarize(out, run), shift, by_statistic)
 
     t0 = time.perf_counter()
     # The compiled kernels release the GIL: replications run on all cores, identical to a serial run.

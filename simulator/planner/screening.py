@@ -122,9 +122,16 @@ class Screen:
         f = self.under.factor(per_replica)
         return f * self.under.warm_mean_factor(per_replica, self.model.mean(1) * f)
 
-    @property
-    def overhead_s(self) -> float:
-        return self.under.client_overhead_s if self.under is not None else 0.0
+    def overhead_s(self, replicas: int) -> float:
+        """The profile's client-side overhead at the SLO percentile on ``replicas`` replicas (its
+        ``client_overhead_by_load`` where given, else the constant; 0 without an under-load block)."""
+        if self.under is None:
+            return 0.0
+        _, by_q = self.under.overhead(self.miss_rate / replicas if replicas else None)
+        if not by_q:
+            return self.under.client_overhead_s
+        qs = sorted(by_q)
+        return float(np.interp(self.quantile, qs, [by_q[q] for q in qs]))
 
     @property
     def miss_rate(self) -> float:
@@ -160,7 +167,7 @@ class Screen:
         """Estimated SLO-percentile latency (s) with ``replicas`` replicas; inf when unstable."""
         q = self.miss_quantile
         if q is None or self.miss_rate <= 0:
-            return self.hit_latency_s + self.overhead_s
+            return self.hit_latency_s + self.overhead_s(replicas)
         if replicas < self.min_replicas:
             return math.inf
         f = self.factor(replicas)
@@ -171,7 +178,7 @@ class Screen:
             full = self._queue(self.miss_rate / b, replicas, self.model.mean(b) * f, self.model.scv(b),
                                self.arrival_scv / b, q) + self.timeout_s
             est = min(est, full)
-        return max(est, self.hit_latency_s) + self.overhead_s
+        return max(est, self.hit_latency_s) + self.overhead_s(replicas)
 
     def _queue(self, lam: float, c: int, mean: float, scv: float, ca2: float, q: float) -> float:
         if lam * mean / c >= 1.0:

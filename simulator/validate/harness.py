@@ -83,8 +83,8 @@ class ValidationConfig:
         nominal rate, then the rate that the measured busy fraction says gives utilization ρ) and one
         calibration run right before each measured run, at its rate, whose service times predict it.
         0: nominal rates, no calibration (isolated profile only). As long as the measured runs is the
-        default because it predicted best: the measured-order under-load profile met 22 and 20 of 24
-        cells with 20-s calibration runs (campaigns M, N), 17 and 17 with 60-s runs (K, L), 13 and 16
+        default because it predicted best: the measured-order under-load profile met 23 and 21 of 24
+        cells with 20-s calibration runs (campaigns M, N), 17 and 19 with 60-s runs (K, L), 13 and 17
         with 5-s runs (I, J); the host's slow stretches last seconds.
     profile : str or None
         Use this profile instead of profiling the model first.
@@ -605,9 +605,9 @@ def _scenario(profile_path, replicas, arrival_rate, batch_size, batch_timeout_s,
 
 def recommended_variant(config: ValidationConfig) -> str:
     """The under-load profile a campaign recommends: the measured-order one when its calibration runs are
-    as long as the measured ones (slow stretches last seconds: with 60-s runs it met 17 and 17 of 24 cells
-    against 14 and 14 for drift windows, campaigns K and L), the drift-window one with shorter runs (13
-    and 16 against 16 and 15 with 5-s runs, I and J)."""
+    as long as the measured ones (slow stretches last seconds: with 20-s runs it met 23 and 21 of 24 cells
+    against 22 and 18 for drift windows, campaigns M and N; with 60-s runs 17 and 19 against 16 and 17,
+    K and L), the drift-window one with shorter runs (13 and 17 against 17 and 15 with 5-s runs, I and J)."""
     return "under_load_ordered" if config.calibration_s >= config.duration_s else "under_load"
 
 
@@ -712,7 +712,8 @@ def _calibration_point(config: ValidationConfig, runs: list[dict], case: Case, r
             return load_point(run.records, run.summary.mean_ns / 1e9, run.summary.arrival_rate, case.replicas,
                               case.utilization, config.batch_timeout_s,
                               meta={"run": str(run.summary_path), "loadavg": run.loadavg,
-                                    "busy": busy_fraction(run.records, case.replicas, config.batch_timeout_s)})
+                                    "busy": busy_fraction(run.records, case.replicas, config.batch_timeout_s)},
+                              loadgen_latency_ms=run.summary.latency_ms())
     return None
 
 

@@ -173,3 +173,54 @@ def test_the_budget_report_resimulates_a_spec_at_the_level_the_plan_judged_it(tm
     flags = _Services(plan).flags(spec.hardware, spec.variant)
     assert flags[-2:] == ["--host-level", "1.08"]
     assert "--host-level" not in _Services(plan | {"search": {}}).flags(spec.hardware, spec.variant)
+
+
+# -- the client-side overhead by load and statistic -----------------------------------------------------
+ROWS = [{"per_replica_rate": 100.0, "mean": 0.0002, "p50": 0.0001, "p90": 0.0003, "p95": 0.0004, "p99": 0.0006,
+         "p999": 0.0008},
+        {"per_replica_rate": 300.0, "mean": 0.0004, "p50": 0.0005, "p90": 0.0003, "p95": 0.0002, "p99": 0.0002,
+         "p999": 0.0002}]
+
+
+def _overhead_profile(tmp_path, under: dict | None) -> str:
+    rng = np.random.default_rng(11)
+    doc = make_profile_dict({1: rng.gamma(4.0, 0.0005, 800)})
+    if under is not None:
+        doc["schema_version"] = "1.1"
+        doc["under_load"] = under
+    path = tmp_path / f"o{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+@pytest.mark.parametrize("engine", ["fast", "simpy"])
+def test_the_overhead_of_each_statistic_is_added_to_that_statistic(tmp_path, engine):
+    """Same variates with and without the table: each statistic moves by exactly its own overhead,
+    interpolated at the per-replica rate (200 req/s: halfway between the rows), p999 included."""
+    bare = simulate(_scenario(_overhead_profile(tmp_path, None), rate=200.0), engine=engine)
+    res = simulate(_scenario(_overhead_profile(tmp_path, {"client_overhead_s": 0.0003,
+                                                          "client_overhead_by_load": ROWS}), rate=200.0),
+                   engine=engine)
+    for key in ("mean", "p50", "p90", "p95", "p99", "p999"):
+        want = (ROWS[0][key] + ROWS[1][key]) / 2 * 1e3
+        assert res.latency_ms[key] - bare.latency_ms[key] == pytest.approx(want, abs=1e-9), key
+    assert any("client_overhead_by_load" in n for n in res.notes)
+    # beyond the table the last row holds; the round trip keeps it
+    far = simulate(_scenario(_overhead_profile(tmp_path, {"client_overhead_by_load": ROWS}), rate=450.0),
+                   engine=engine)
+    near = simulate(_scenario(_overhead_profile(tmp_path, None), rate=450.0), engine=engine)
+    assert far.latency_ms["p50"] - near.latency_ms["p50"] == pytest.approx(0.5, abs=1e-9)
+    prof = Profile.load(_overhead_profile(tmp_path, {"client_overhead_by_load": ROWS}))
+    assert Profile.from_dict(prof.to_dict()).under_load == prof.under_load
+
+
+def test_the_plan_screen_reads_the_overhead_at_its_slo_percentile(tmp_path):
+    from simulator.planner.screening import Screen
+
+    prof = Profile.load(_overhead_profile(tmp_path, {"client_overhead_by_load": ROWS}))
+    model = make_service_model(_scenario(str(prof.origin)))
+    screen = Screen(model, rate=400.0, quantile=0.99, under=prof.under_load)
+    assert screen.overhead_s(2) == pytest.approx(0.0004)          # 200 req/s per replica: halfway
+    assert screen.overhead_s(4) == pytest.approx(0.0006)          # 100 req/s per replica: the first row
+    with pytest.raises(InputError, match="client overhead by statistic"):
+        simulate(_scenario(str(prof.origin)), engine="analytic")

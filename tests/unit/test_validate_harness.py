@@ -276,6 +276,10 @@ def test_the_host_level_band_and_the_level_the_runs_had(tmp_path):
     profile = Profile.from_dict(make_profile_dict({1: np.random.default_rng(1).gamma(4.0, 0.0005, 2000)}))
     cases, ctx = evaluate(config, {"profile": profile.to_dict(), "runs": runs}, tmp_path / "out", progress=None)
     assert ctx["recommended_variant"] == "under_load"
+    # the client overhead by load and statistic: LoadGen's figures are the sojourns' plus 0.3 ms exactly
+    under = Profile.load(ctx["under_load_profiles"][1]).under_load
+    assert len(under.overhead_rates) == 2 and under.overhead_rates[0] < under.overhead_rates[1]
+    np.testing.assert_allclose(np.asarray(under.overhead_rows), OVERHEAD_S, atol=1e-8)
     rows = {r["metric"]: r for r in cases[1].rows()}  # ρ 0.75
     # the line through two loads passes through each load's calibration mean; sampling noise ~1 % per run
     assert rows["mean"]["measured_level_pct"] == pytest.approx((1.10 / np.mean(levels[0.75]) - 1) * 100, abs=2.0)

@@ -58,6 +58,9 @@ def test_factor_is_one_at_zero_linear_through_the_table_and_flat_beyond():
     assert warmup_factor(np.zeros(0), np.zeros(0), 1.0) == 1.0
 
 
+_OVH = {"per_replica_rate": 100.0, "mean": 0.0002, "p50": 0.0001, "p90": 0.0003, "p95": 0.0003, "p99": 0.0004, "p999": 0.0005}
+
+
 @pytest.mark.parametrize(("block", "field"), [
     ({"idle_factors": [{"idle_s": 0.0, "factor": 1.2}]}, r"idle_factors\[0\].idle_s"),
     ({"idle_factors": [{"idle_s": 0.001, "factor": -1.0}]}, r"idle_factors\[0\].factor"),
@@ -80,6 +83,11 @@ def test_factor_is_one_at_zero_linear_through_the_table_and_flat_beyond():
     ({"host_level": {"sd": 0.02, "run_s": 20.0, "runs": 1}}, "host_level.runs must be an integer >= 2"),
     ({"host_level": {"sd": 0.02, "run_s": 20.0}}, "host_level must be"),
     ({"host_level": 0.02}, "host_level must be"),
+    ({"client_overhead_by_load": []}, "client_overhead_by_load must be a non-empty list"),
+    ({"client_overhead_by_load": [{"per_replica_rate": 100.0, "mean": 0.0002}]}, r"client_overhead_by_load\[0\] must have"),
+    ({"client_overhead_by_load": [_OVH | {"p99": -1.0}]}, r"client_overhead_by_load\[0\].p99"),
+    ({"client_overhead_by_load": [_OVH | {"per_replica_rate": 0.0}]}, r"client_overhead_by_load\[0\].per_replica_rate"),
+    ({"client_overhead_by_load": [_OVH, _OVH]}, "increasing per_replica_rate"),
 ])
 def test_bad_warmup_or_drift_block_is_refused_naming_the_field(block, field):
     doc = make_profile_dict({1: np.full(40, 0.002)})
