@@ -608,9 +608,7 @@ def host_level_band(scenario: Scenario, engine: str = "auto", z: float = HOST_BA
     sets its own ``host_level``).
     """
     svc = scenario.service
-    if svc is None or svc.profile is None or scenario.pools:
-        return None
-    under = load_profile_cached(svc.profile).under_load
+    under = _under_load(scenario) if not scenario.pools else None
     if under is None or not under.host_level_sd > 0:
         return None
     sd = under.host_level_sd

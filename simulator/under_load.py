@@ -79,12 +79,12 @@ from itertools import pairwise
 import numpy as np
 
 from .errors import ProfileError
+from .result import PERCENTILES
 
 __all__ = ["OVERHEAD_KEYS", "OVERHEAD_STAGE", "UnderLoad", "parse_under_load", "scale_model"]
 
 OVERHEAD_STAGE = "client overhead (profile)"
-OVERHEAD_KEYS = ("p50", "p90", "p95", "p99", "p999")  # the percentiles of client_overhead_by_load
-_OVERHEAD_Q = (0.50, 0.90, 0.95, 0.99, 0.999)
+OVERHEAD_KEYS = tuple(PERCENTILES)  # the percentiles of client_overhead_by_load: p50 ... p999
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,16 @@ class UnderLoad:
             return self.client_overhead_s, {}
         rows = np.asarray(self.overhead_rows)
         at = [float(np.interp(per_replica_rate, self.overhead_rates, rows[:, j])) for j in range(rows.shape[1])]
-        return at[0], dict(zip(_OVERHEAD_Q, at[1:]))
+        return at[0], {PERCENTILES[k]: v for k, v in zip(OVERHEAD_KEYS, at[1:])}
+
+    def overhead_at(self, per_replica_rate: float | None, q: float) -> float:
+        """The overhead of the ``q`` percentile at ``per_replica_rate`` (s): :meth:`overhead`, linear between
+        the percentiles given and flat beyond them."""
+        _, by_q = self.overhead(per_replica_rate)
+        if not by_q:
+            return self.client_overhead_s
+        qs = sorted(by_q)
+        return float(np.interp(q, qs, [by_q[p] for p in qs]))
 
     def factor(self, per_replica_rate: float | None) -> float:
         """Service-time multiplier at ``per_replica_rate`` (1.0 without load factors or rate)."""

@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
-from ..profiles import load_profile_cached
 from ..result import _clean
 from ..scenario import Arrivals
 from ..validation import check_integer, check_nonnegative, check_positive, check_probability, check_quantile
 from .catalog import HOURS_PER_MONTH, Catalog, Hardware, ServiceSpec, load_catalog
 from .execution import executor_for
+from .screening import under_load
 from .search import (
     CapacityTask,
     Evaluator,
@@ -305,7 +305,7 @@ def _with_host_margin(specs: list[ServiceSpec], z: float) -> tuple[list[ServiceS
         return specs, None
     out, levels, unknown = [], {}, []
     for s in specs:
-        under = load_profile_cached(s.profile_path).under_load if s.profile_path is not None else None
+        under = under_load(s)
         name = f"{s.hardware}/{s.variant}"
         if under is None or not under.host_level_run_s:
             unknown.append(name)

@@ -127,11 +127,7 @@ class Screen:
         ``client_overhead_by_load`` where given, else the constant; 0 without an under-load block)."""
         if self.under is None:
             return 0.0
-        _, by_q = self.under.overhead(self.miss_rate / replicas if replicas else None)
-        if not by_q:
-            return self.under.client_overhead_s
-        qs = sorted(by_q)
-        return float(np.interp(self.quantile, qs, [by_q[q] for q in qs]))
+        return self.under.overhead_at(self.miss_rate / replicas if replicas else None, self.quantile)
 
     @property
     def miss_rate(self) -> float:

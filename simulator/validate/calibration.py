@@ -546,7 +546,8 @@ def calibrated_profile(base: Profile, points: list[LoadPoint], arrival_rate: flo
     return Profile.from_dict(data, origin=f"calibration at {arrival_rate:.4g} req/s"), nearest.overhead_s
 
 
-def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = True, ordered: bool = False) -> Profile:
+def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = True, ordered: bool = False,
+                       level: dict | None = None) -> Profile:
     """One profile for every load: service times under load with ``under_load.load_factors``.
 
     The live calibration runs (several loads, repeats) give one mean effective service time each; a
@@ -566,10 +567,13 @@ def under_load_profile(base: Profile, points: list[LoadPoint], drift: bool = Tru
     ``simulate`` draws them in their measured order (:mod:`simulator.ordered`), so slow stretches keep
     their length. The block length is the longest any run's autocorrelation asks for
     (:func:`~simulator.ordered.block_length`).
+
+    ``level``: :func:`host_level` of these ``points``, when the caller has it already (it refits every
+    run); ``under_load.host_level`` is written from it.
     """
     if not points:
         raise InputError("an under-load profile needs at least one live load point")
-    level = _host_level_block(points)
+    level = _host_level_block(points, level if level is not None else host_level(points))
     table = fit_warmup(points)  # pooled over every run: more idle batches per bin than one run has
     points = [refit_point(p, table, drift=drift and not ordered) for p in points]
     rates = np.array([p.per_replica_rate for p in points])
@@ -686,10 +690,9 @@ def _overhead_block(points: list[LoadPoint]) -> dict:
     return {"client_overhead_by_load": rows}
 
 
-def _host_level_block(points: list[LoadPoint]) -> dict:
-    """The ``host_level`` entry of an ``under_load`` block (:func:`host_level` of the runs, sd 0 when they
-    vary no more than their sampling noise; nothing when too few runs say)."""
-    level = host_level(points)
+def _host_level_block(points: list[LoadPoint], level: dict) -> dict:
+    """The ``host_level`` entry of an ``under_load`` block from ``level`` (:func:`host_level` of the runs;
+    sd 0 when they vary no more than their sampling noise; nothing when too few runs say)."""
     sd = level["sd"] if level["sd"] is not None else (0.0 if "raw_sd" in level else None)
     if sd is None:
         return {}

@@ -277,11 +277,11 @@ class Case:
                 row[f"{model}_run_sd_pct"] = run_sd
                 row[f"{model}_exact_chance"] = (chance_within_limit(metric, run_sd / math.sqrt(len(values)))
                                                 if run_sd is not None and values else None)
-            row |= self._band_columns(metric, values)
+            row |= self._band_columns(metric)
             out.append(row)
         return out
 
-    def _band_columns(self, metric: str, values: list[float]) -> dict:
+    def _band_columns(self, metric: str) -> dict:
         """The recommended profile's host-level band at ``metric`` (means over the runs' bands; the slow
         end infinite where that level cannot carry the load), whether the measured mean lies in it, and
         how many of the runs lie in their own run's band ({} without a band)."""
@@ -805,10 +805,11 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
         variants = {"under_load": {"drift": True}, "under_load_no_drift": {"drift": False},
                     "under_load_ordered": {"ordered": True}}
         variant_paths: dict[str, dict[int, str]] = {name: {} for name in variants}
+        levels_by_c = {c: host_level(pts) for c, pts in sorted(live_points.items())}  # refits every run: once
         for c, pts in live_points.items():
             for name, kw in variants.items():
                 path = cal_dir / f"{name}_C{c}_b{config.batch_size}.json"
-                under_load_profile(profile, pts, **kw).save(path)
+                under_load_profile(profile, pts, level=levels_by_c[c], **kw).save(path)
                 variant_paths[name][c] = str(path)
         # Diagnostic: how far each measured run's host was from the calibration runs' line at its load (one
         # line per replica count; measured_points holds the runs in case order, so they are dealt back)
@@ -843,7 +844,7 @@ def evaluate(config: ValidationConfig, live: dict, outdir: str | os.PathLike,
                "isolated_mean_ms": {c: replica_service_mean(profile, c) * 1e3 for c in config.replicas},
                "calibration_points": calibration_points,
                **{f"{name}_profiles": paths for name, paths in variant_paths.items()},
-               "host_level": {c: host_level(pts) for c, pts in sorted(live_points.items())},
+               "host_level": levels_by_c,
                "drift_by_scale": {c: _drift_scales({"calibration": live_points.get(c, []),
                                                     "measured": measured_points.get(c, [])})
                                   for c in sorted(set(live_points) | set(measured_points))},
